@@ -1,0 +1,18 @@
+"""The ``studio-auth`` command: a thin layer over the services."""
+
+from __future__ import annotations
+
+import click
+
+from cli.db import db_group, init_command
+from cli.users import users_group
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """studio-auth: accounts, sessions and permissions for a studio."""
+
+
+main.add_command(db_group)
+main.add_command(init_command)
+main.add_command(users_group)

@@ -1,0 +1,1 @@
+"""The domain: authentication, sessions, throttling, audit, permissions, users. No HTTP."""

@@ -1,0 +1,120 @@
+"""The authentication service of the specification: password hashing, verification, user
+lookup and authentication, plus session-token generation.
+
+Read-path functions return a value or None; ``check_credentials`` is the one place that
+says why a sign-in failed, as an exception, for callers that need to tell the user how
+long to wait.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from data.models import User, normalize_username
+from services import passwords
+from services.audit import record, record_now
+from services.errors import InvalidCredentials
+from studio_auth.clock import now
+
+UserInfo = dict[str, Any]
+
+
+def hash_password(plain: str) -> str:
+    """A bcrypt hash of ``plain`` with a fresh salt, at the configured cost.
+
+    Raises TypeError for a non-string and ValueError for an empty password, NUL bytes, lone
+    surrogates or more than 4096 bytes. Never truncates.
+    """
+    return passwords.hash_password(plain)
+
+
+def verify_password(plain: str, hashed: str) -> bool:
+    """True if ``plain`` matches ``hashed``; False otherwise, for any input, without raising."""
+    try:
+        result = passwords.check(passwords.password_candidates(plain), hashed)
+    except Exception:  # noqa: BLE001  (the contract: any error is a failed verification)
+        return False
+    return result is not None and result.ok
+
+
+def get_user_by_username(db: Session, username: str) -> User | None:
+    """The user whose normalized username matches, active or not; None if there is none
+    or ``username`` cannot be a username."""
+    key = normalize_username(username)
+    if key is None:
+        return None
+    return db.scalars(select(User).where(User.username_key == key)).one_or_none()
+
+
+def user_info(user: User) -> UserInfo:
+    """The plain dict that ``authenticate()`` returns for ``user``."""
+    return {
+        "id": user.id,
+        "username": user.username,
+        "role": user.role.value,
+        "artist_id": user.artist_id,
+        "must_change_password": user.must_change_password,
+    }
+
+
+def check_credentials(
+    db: Session,
+    username: str,
+    password: str,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> UserInfo:
+    """Authenticate or raise: ``InvalidCredentials`` for every credential failure.
+
+    On success ``last_login`` is set (and an outdated hash upgraded) in the caller's
+    transaction, flushed but not committed.
+    """
+    try:
+        candidates = passwords.password_candidates(password)
+    except (TypeError, ValueError):
+        candidates = None
+    user = get_user_by_username(db, username) if candidates else None
+    result = passwords.check(candidates, user.password_hash) if user and candidates else None
+    if result is None and candidates:
+        # No account, or an unusable stored hash: check against a dummy hash anyway so
+        # that every failure costs one real bcrypt check and response times do not
+        # reveal which usernames exist (the specification's timing-attack warning).
+        passwords.check(candidates, passwords.dummy_hash())
+    if user is None or result is None or not result.ok or not user.is_active:
+        record_now(
+            db,
+            "login",
+            "failure",
+            user_id=user.id if user else None,
+            username=username,
+            ip=ip,
+            detail={"user_agent": user_agent[:256]} if user_agent else None,
+        )
+        raise InvalidCredentials
+    user.last_login = now()
+    if result.needs_rehash:
+        user.password_hash = passwords.hash_password(password)
+    record(db, "login", "success", user_id=user.id, username=user.username, ip=ip)
+    return user_info(user)
+
+
+def authenticate(
+    db: Session,
+    username: str,
+    password: str,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> UserInfo | None:
+    """The user's info dict (id, username, role, artist_id) or None if authentication fails.
+
+    Sets ``last_login`` on success; the caller commits.
+    """
+    try:
+        return check_credentials(db, username, password, ip=ip, user_agent=user_agent)
+    except InvalidCredentials:
+        return None

@@ -1,0 +1,1 @@
+"""studio-auth: shared configuration and clock used by every layer."""

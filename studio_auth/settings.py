@@ -1,0 +1,68 @@
+"""One settings object, read from the environment and validated on start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///studio_auth.db"
+
+
+class Settings(BaseSettings):
+    """Every knob of studio-auth. Environment variables use the ``STUDIO_AUTH_`` prefix,
+    except ``DATABASE_URL``."""
+
+    model_config = SettingsConfigDict(env_prefix="STUDIO_AUTH_", extra="ignore", frozen=True)
+
+    env: Literal["production", "development", "test"] = "production"
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL", "STUDIO_AUTH_DATABASE_URL"),
+    )
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=5, ge=0, le=100)
+    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=100, le=600_000)
+
+    bcrypt_rounds: int = Field(default=12, ge=4, le=16)
+    bcrypt_max_rounds: int = Field(default=16, ge=4, le=20)
+
+    session_idle_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    session_lifetime_hours: int = Field(default=12, ge=1, le=24 * 90)
+    session_touch_seconds: int = Field(default=60, ge=0, le=3600)
+
+    throttle_free_failures: int = Field(default=5, ge=1, le=1000)
+    throttle_base_delay_seconds: float = Field(default=2.0, gt=0, le=3600)
+    throttle_max_delay_seconds: float = Field(default=900.0, gt=0, le=86_400)
+    throttle_ip_max_failures: int = Field(default=50, ge=1, le=1_000_000)
+    throttle_ip_window_seconds: int = Field(default=900, ge=1, le=86_400)
+
+    elevation_minutes: int = Field(default=5, ge=1, le=30)
+
+    password_min_length: int = Field(default=12, ge=8, le=64)
+    studio_name: str = Field(default="", max_length=200)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe(self) -> Settings:
+        if self.bcrypt_max_rounds < self.bcrypt_rounds:
+            raise ValueError("STUDIO_AUTH_BCRYPT_MAX_ROUNDS must be >= STUDIO_AUTH_BCRYPT_ROUNDS")
+        if self.env == "production" and self.bcrypt_rounds < 10:
+            raise ValueError(
+                "STUDIO_AUTH_BCRYPT_ROUNDS below 10 is refused outside development/test"
+            )
+        if self.throttle_max_delay_seconds < self.throttle_base_delay_seconds:
+            raise ValueError("throttle max delay must be >= base delay")
+        return self
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment once."""
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings so the next call re-reads the environment (tests, CLI)."""
+    get_settings.cache_clear()
