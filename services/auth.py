@@ -118,3 +118,18 @@ def authenticate(
         return check_credentials(db, username, password, ip=ip, user_agent=user_agent)
     except InvalidCredentials:
         return None
+
+
+# A fixed, distinctive prefix lets log scrubbers and secret scanners recognise a leaked
+# token (the practice of GitHub's "ghp_" tokens); the rest is 32 bytes from the OS CSPRNG.
+SESSION_TOKEN_PREFIX = "sat_"
+SESSION_TOKEN_BYTES = 32
+SESSION_TOKEN_LENGTH = len(SESSION_TOKEN_PREFIX) + 43  # 32 bytes in unpadded base64url
+
+
+def generate_session_token() -> str:
+    """A new opaque session token: ``sat_`` plus 256 random bits in unpadded base64url
+    (47 URL-safe ASCII characters). Only its SHA-256 digest is ever stored."""
+    import secrets
+
+    return SESSION_TOKEN_PREFIX + secrets.token_urlsafe(SESSION_TOKEN_BYTES)
