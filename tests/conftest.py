@@ -29,6 +29,8 @@ from studio_auth.clock import use_clock  # noqa: E402
 from studio_auth.settings import reset_settings  # noqa: E402
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", "")
+if os.environ.get("STUDIO_AUTH_REQUIRE_POSTGRES") and not PG_URL:
+    raise RuntimeError("STUDIO_AUTH_REQUIRE_POSTGRES is set but TEST_DATABASE_URL is not")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 DEFAULT_PASSWORD = "correct horse battery staple"
 
@@ -174,7 +176,9 @@ def make_user(db: Session, make_artist: Callable[..., Artist]) -> Callable[..., 
             artist_id = make_artist(f"artist of {username}").id
         user = User(
             username=username,
-            password_hash=password_hash or passwords.hash_password(password),
+            password_hash=(
+                passwords.hash_password(password) if password_hash is None else password_hash
+            ),
             role=role,
             artist_id=artist_id,
             is_active=is_active,

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""authenticate() time over one raw bcrypt.checkpw at the same cost, per path.
+
+    python bench/authenticate.py [--rounds 15] [--cost 12]
+
+Runs on a fresh SQLite file and, when BENCH_DATABASE_URL or TEST_DATABASE_URL is set, on
+PostgreSQL. Measurements are interleaved (raw check, then each path, round after round) so
+machine noise hits every column alike. The ratio is median(path) / median(raw checkpw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PASSWORD = "a long and quite ordinary passphrase"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--cost", type=int, default=12)
+    args = parser.parse_args()
+    os.environ["STUDIO_AUTH_BCRYPT_ROUNDS"] = str(args.cost)
+    os.environ.setdefault("STUDIO_AUTH_ENV", "development")
+    # The bcrypt paths are measured with the per-name throttle out of the way; the
+    # throttled path has its own script (bench/throttle.py).
+    os.environ["STUDIO_AUTH_THROTTLE_FREE_FAILURES"] = "1000"
+    os.environ["STUDIO_AUTH_THROTTLE_IP_MAX_FAILURES"] = "1000000"
+
+    import bcrypt
+    from _common import bench_engines, summary, timed
+
+    from data.db.session import make_sessionmaker
+    from data.models import Role, User
+    from services import passwords
+    from services.auth import authenticate
+
+    stored = passwords.hash_password(PASSWORD).encode()
+    passwords.dummy_hash()  # built once per process, as in a running service
+    print(f"bcrypt cost {args.cost}, {args.rounds} interleaved rounds, times in ms")
+    worst = 0.0
+    with bench_engines() as engines:
+        for backend, engine in engines:
+            factory = make_sessionmaker(engine)
+            with factory() as db:
+                db.add(User(username="alice", password_hash=stored.decode(), role=Role.ADMIN))
+                db.add(
+                    User(
+                        username="gone",
+                        password_hash=stored.decode(),
+                        role=Role.ASSISTANT,
+                        is_active=False,
+                    )
+                )
+                db.commit()
+            paths = {
+                "success": ("alice", PASSWORD),
+                "wrong password": ("alice", PASSWORD + "!"),
+                "unknown user": ("nobody", PASSWORD),
+                "inactive user": ("gone", PASSWORD),
+            }
+            samples: dict[str, list[float]] = {"raw checkpw": [], **{k: [] for k in paths}}
+
+            def attempt(username: str, password: str, factory=factory) -> None:  # type: ignore[no-untyped-def]
+                with factory() as db:
+                    authenticate(db, username, password)
+                    db.commit()
+
+            attempt("alice", PASSWORD)  # warm the pool and caches
+            for _ in range(args.rounds):
+                samples["raw checkpw"].append(
+                    timed(lambda: bcrypt.checkpw(PASSWORD.encode(), stored))
+                )
+                for name, (user, pw) in paths.items():
+                    samples[name].append(timed(lambda u=user, p=pw: attempt(u, p)))
+            raw = statistics.median(samples["raw checkpw"])
+            print(f"\n[{backend}]")
+            for name, values in samples.items():
+                ratio = statistics.median(values) / raw
+                if name != "raw checkpw":
+                    worst = max(worst, ratio)
+                print(f"  {name:15s} {summary(values, 1000)}   ratio {ratio:6.3f}")
+    print(f"\nworst ratio over all paths: {worst:.3f} (goal <= 1.02)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The migrations build exactly the schema the models describe, on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from data.db.base import Base
+from data.migrations import is_current
+from data.models import Artist, Role, User
+
+
+def test_models_and_migrations_agree(engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
+
+
+def test_database_is_at_head(engine) -> None:
+    assert is_current(engine)
+
+
+def test_role_check_constraint(db) -> None:
+    with pytest.raises(IntegrityError):  # noqa: PT012  (the INSERT and its flush)
+        db.execute(
+            text(
+                "INSERT INTO users (username, username_key, password_hash, role, is_active,"
+                " must_change_password, created_at, updated_at, password_changed_at)"
+                " VALUES ('x', 'x', 'h', 'owner', true, false, :t, :t, :t)"
+            ),
+            {"t": datetime(2026, 1, 1, tzinfo=UTC)},
+        )
+        db.flush()
+
+
+@pytest.mark.parametrize(("role", "with_artist"), [("artist", False), ("assistant", True)])
+def test_artist_link_must_match_role(db, role, with_artist) -> None:
+    artist = Artist(name="Rin")
+    db.add(artist)
+    db.flush()
+    db.add(
+        User(
+            username="x",
+            password_hash="h",
+            role=Role(role),
+            artist_id=artist.id if with_artist else None,
+        )
+    )
+    with pytest.raises(IntegrityError):
+        db.flush()
+
+
+def test_artist_foreign_key_is_enforced(db) -> None:
+    db.add(User(username="x", password_hash="h", role=Role.ARTIST, artist_id=9999))
+    with pytest.raises(IntegrityError):
+        db.flush()
+
+
+def test_timestamps_come_back_aware_utc(db, make_user) -> None:
+    user = make_user("alice")
+    db.expire_all()
+    fresh = db.get(User, user.id)
+    assert fresh is not None
+    assert fresh.created_at.tzinfo is not None
+    assert fresh.created_at.utcoffset().total_seconds() == 0
+
+
+def test_naive_datetimes_are_refused(db, make_user) -> None:
+    from sqlalchemy.exc import StatementError
+
+    user = make_user("alice")
+    user.last_login = datetime(2026, 1, 1)
+    with pytest.raises(StatementError, match="naive datetime"):
+        db.flush()

@@ -1,0 +1,117 @@
+"""Every code example of the specification runs as written and prints what a reader expects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "seed" / "auth-service.md"
+
+HASH_EXAMPLE = """from services.auth import hash_password
+
+# Hash a password for storage
+hashed = hash_password("my_secure_password")
+print(hashed)
+"""
+
+VERIFY_EXAMPLE = """from services.auth import verify_password
+
+# Verify user login
+stored_hash = "$2b$12$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy"
+user_input = "my_secure_password"
+
+if verify_password(user_input, stored_hash):
+    print("Password is correct")
+else:
+    print("Invalid password")
+"""
+
+LOOKUP_EXAMPLE = """from services.auth import get_user_by_username
+from data.db.session import SessionLocal
+
+with SessionLocal() as db:
+    user = get_user_by_username(db, "admin")
+    if user:
+        print(f"Found user: {user.username}, Role: {user.role}")
+    else:
+        print("User not found")
+"""
+
+AUTHENTICATE_EXAMPLE = """from services.auth import authenticate
+from data.db.session import SessionLocal
+
+with SessionLocal() as db:
+    user_data = authenticate(db, "admin", "password123")
+
+    if user_data:
+        print(f"Login successful!")
+        print(f"User ID: {user_data['id']}")
+        print(f"Role: {user_data['role']}")
+        print(f"Artist ID: {user_data.get('artist_id')}")
+    else:
+        print("Invalid credentials or inactive user")
+"""
+
+EXAMPLES = [HASH_EXAMPLE, VERIFY_EXAMPLE, LOOKUP_EXAMPLE, AUTHENTICATE_EXAMPLE]
+
+
+def _run(code: str, url: str, tmp_path: Path) -> str:
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "STUDIO_AUTH_ENV": "test",
+        "STUDIO_AUTH_BCRYPT_ROUNDS": "4",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.skipif(not SPEC.exists(), reason="the specification is not beside this checkout")
+def test_examples_are_the_specifications_own() -> None:
+    spec = SPEC.read_text(encoding="utf-8")
+    for example in EXAMPLES:
+        assert example.strip() in spec
+
+
+@pytest.fixture
+def url(engine, make_user) -> str:
+    make_user("admin", "password123", role="admin")
+    return engine.url.render_as_string(hide_password=False)
+
+
+def test_hash_example(url: str, tmp_path: Path) -> None:
+    out = _run(HASH_EXAMPLE, url, tmp_path).strip()
+    assert out.startswith("$2b$04$") and len(out) == 60
+
+
+def test_verify_example(url: str, tmp_path: Path) -> None:
+    # The specification's stored hash is an illustration, not a hash of that input.
+    assert _run(VERIFY_EXAMPLE, url, tmp_path) == "Invalid password\n"
+
+
+def test_lookup_example(url: str, tmp_path: Path) -> None:
+    assert _run(LOOKUP_EXAMPLE, url, tmp_path) == "Found user: admin, Role: admin\n"
+
+
+def test_authenticate_example(url: str, tmp_path: Path) -> None:
+    out = _run(AUTHENTICATE_EXAMPLE, url, tmp_path)
+    assert out == "Login successful!\nUser ID: 1\nRole: admin\nArtist ID: None\n"
+
+
+def test_authenticate_example_with_wrong_password(engine, make_user, tmp_path: Path) -> None:
+    make_user("admin", "another password", role="admin")
+    url = engine.url.render_as_string(hide_password=False)
+    assert _run(AUTHENTICATE_EXAMPLE, url, tmp_path) == "Invalid credentials or inactive user\n"
