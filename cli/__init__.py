@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.db import db_group, init_command
+from cli.sessions import sessions_group
 from cli.users import users_group
 
 
@@ -16,3 +17,4 @@ def main() -> None:
 main.add_command(db_group)
 main.add_command(init_command)
 main.add_command(users_group)
+main.add_command(sessions_group)
