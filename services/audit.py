@@ -3,23 +3,39 @@
 ``record`` writes in the caller's transaction, so an event commits or rolls back with the
 change it describes. ``record_now`` writes in a transaction of its own, for failures that
 must be kept whatever the caller does with its session.
+
+What is stored is bounded and inert: the attempted username is normalized (or, when it
+cannot be a username, escaped) and truncated; detail values are escaped and truncated, and
+values under keys that name a password, secret or token are replaced, so a careless caller
+cannot put a credential into the trail or a log line. Rows are only ever added, except by
+``prune_events``, which records that it ran.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
+from sqlalchemy import CursorResult, delete, or_, select
 from sqlalchemy.orm import Session
 
-from data.models import AuditEvent
+from data.models import AuditEvent, User, normalize_username
 from services.durable import write_durably
+from services.errors import InvalidRequest
 from studio_auth.clock import now
 
 logger = logging.getLogger("studio_auth.audit")
 
 USERNAME_MAX_LENGTH = 160
+DETAIL_TEXT_MAX_LENGTH = 256
+DETAIL_MAX_ITEMS = 16
+MAX_LIST_LIMIT = 10_000
+REDACTED = "[redacted]"
+_SECRET_WORDS = ("password", "passwd", "secret", "token")
+# Outcomes that an operator watching the logs should see without enabling INFO.
+_WARNING_OUTCOMES = frozenset({"failure", "throttled", "denied"})
 
 
 def escape_text(value: str, limit: int = USERNAME_MAX_LENGTH) -> str:
@@ -37,6 +53,38 @@ def escape_text(value: str, limit: int = USERNAME_MAX_LENGTH) -> str:
     return "".join(out)[:limit]
 
 
+def attempted_username(username: object) -> str | None:
+    """How an attempted username is stored: its normalized key, or the raw text escaped
+    when it cannot be a username; truncated either way. None for a non-string."""
+    if not isinstance(username, str):
+        return None
+    key = normalize_username(username)
+    return escape_text(key if key is not None else username)
+
+
+def _clean(value: object, depth: int = 0) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return escape_text(value, DETAIL_TEXT_MAX_LENGTH)
+    if depth < 2 and isinstance(value, dict):
+        return _clean_detail(value, depth + 1)
+    if depth < 2 and isinstance(value, list | tuple):
+        return [_clean(v, depth + 1) for v in list(value)[:DETAIL_MAX_ITEMS]]
+    return escape_text(str(value), DETAIL_TEXT_MAX_LENGTH)
+
+
+def _clean_detail(detail: dict[Any, Any], depth: int = 0) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for raw_key, value in list(detail.items())[:DETAIL_MAX_ITEMS]:
+        key = escape_text(str(raw_key), 64)
+        if any(word in key.lower() for word in _SECRET_WORDS):
+            clean[key] = REDACTED
+        else:
+            clean[key] = _clean(value, depth)
+    return clean
+
+
 def _event(
     event: str,
     outcome: str,
@@ -48,7 +96,7 @@ def _event(
     session_id: int | None,
     detail: dict[str, Any] | None,
 ) -> AuditEvent:
-    name = escape_text(username) if isinstance(username, str) else None
+    name = attempted_username(username)
     row = AuditEvent(
         at=now(),
         event=event,
@@ -58,12 +106,14 @@ def _event(
         username=name,
         client_ip=escape_text(ip, 64) if ip else None,
         session_id=session_id,
-        detail=dict(detail or {}),
+        detail=_clean_detail(detail or {}),
     )
-    logger.info(
+    logger.log(
+        logging.WARNING if outcome in _WARNING_OUTCOMES else logging.INFO,
         "audit %s",
         json.dumps(
             {
+                "at": row.at.isoformat(),
                 "event": event,
                 "outcome": outcome,
                 "user_id": user_id,
@@ -134,3 +184,62 @@ def record_now(
     )
     fields = {c.key: getattr(row, c.key) for c in AuditEvent.__table__.columns if c.key != "id"}
     write_durably(db, lambda session: session.add(AuditEvent(**fields)))
+
+
+def list_events(
+    db: Session,
+    *,
+    user_id: int | None = None,
+    username: str | None = None,
+    event: str | None = None,
+    outcome: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Events, newest first, matching every filter given.
+
+    ``username`` matches events about that account (by id) and attempts made under that
+    name, including names no account has. ``limit`` must be 1-10000 (InvalidRequest).
+    """
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+    query = select(AuditEvent)
+    if user_id is not None:
+        query = query.where(AuditEvent.user_id == user_id)
+    if username is not None:
+        name = attempted_username(username)
+        ids = select(User.id).where(User.username_key == normalize_username(username))
+        query = query.where(or_(AuditEvent.username == name, AuditEvent.user_id.in_(ids)))
+    if event is not None:
+        query = query.where(AuditEvent.event == event)
+    if outcome is not None:
+        query = query.where(AuditEvent.outcome == outcome)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    query = query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    return list(db.scalars(query))
+
+
+def prune_events(db: Session, *, older_than: timedelta, actor_id: int | None = None) -> int:
+    """Delete events older than ``older_than`` in the caller's transaction (flushed, not
+    committed) and record an ``audit_pruned`` event. Returns how many were deleted.
+
+    Raises InvalidRequest unless ``older_than`` is at least one day, so a slip cannot
+    erase the recent trail.
+    """
+    if older_than < timedelta(days=1):
+        raise InvalidRequest("older_than must be at least one day")
+    cutoff = now() - older_than
+    result = db.execute(
+        delete(AuditEvent).where(AuditEvent.at < cutoff),
+        execution_options={"synchronize_session": False},
+    )
+    deleted = cast(CursorResult[Any], result).rowcount
+    record(
+        db,
+        "audit_pruned",
+        "success",
+        actor_id=actor_id,
+        detail={"deleted": deleted, "before": cutoff.isoformat()},
+    )
+    return deleted

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from data.models import User, normalize_username
-from services import passwords
+from services import passwords, throttle
 from services.audit import record, record_now
-from services.errors import InvalidCredentials
+from services.errors import InvalidCredentials, Throttled, Unavailable
 from studio_auth.clock import now
 
 UserInfo = dict[str, Any]
@@ -68,11 +69,24 @@ def check_credentials(
     ip: str | None = None,
     user_agent: str | None = None,
 ) -> UserInfo:
-    """Authenticate or raise: ``InvalidCredentials`` for every credential failure.
+    """Authenticate or raise.
 
-    On success ``last_login`` is set (and an outdated hash upgraded) in the caller's
-    transaction, flushed but not committed.
+    Raises ``Throttled(retry_after)`` when the name or the address has failed too often
+    (no password is checked), ``InvalidCredentials`` for every other failure, and
+    ``Unavailable`` when the throttle store or the audit trail cannot be written: sign-in
+    is then refused, never run unthrottled. The attempt is counted, and a failure
+    recorded, in transactions of their own. On success ``last_login`` is set (and an
+    outdated hash upgraded) in the caller's transaction, flushed but not committed.
     """
+    had_transaction = db.in_transaction()
+    # Counted before the name is looked up, so known and unknown names take the same path,
+    # and before bcrypt, so parallel guesses cannot all slip in ahead of the count.
+    attempt = throttle.reserve(db, username, ip=ip)
+    agent = {"user_agent": user_agent} if user_agent else {}
+    if not attempt.allowed:
+        detail = {"retry_after": attempt.retry_after, "limited_by": attempt.limited_by}
+        _record_durably(db, "throttled", None, username, ip, {**detail, **agent})
+        raise Throttled(attempt.retry_after)
     try:
         candidates = passwords.password_candidates(password)
     except (TypeError, ValueError):
@@ -85,21 +99,35 @@ def check_credentials(
         # reveal which usernames exist (the specification's timing-attack warning).
         passwords.check(candidates, passwords.dummy_hash())
     if user is None or result is None or not result.ok or not user.is_active:
-        record_now(
-            db,
-            "login",
-            "failure",
-            user_id=user.id if user else None,
-            username=username,
-            ip=ip,
-            detail={"user_agent": user_agent[:256]} if user_agent else None,
-        )
+        user_id = user.id if user else None
+        if not had_transaction:
+            # Only this lookup is in the transaction: end it, so that a failed attempt does
+            # not hold one pooled connection while writing its event through another.
+            db.rollback()
+        _record_durably(db, "failure", user_id, username, ip, agent)
         raise InvalidCredentials
+    throttle.succeeded(db, attempt)
     user.last_login = now()
     if result.needs_rehash:
         user.password_hash = passwords.hash_password(password)
-    record(db, "login", "success", user_id=user.id, username=user.username, ip=ip)
+    record(db, "login", "success", user_id=user.id, username=user.username, ip=ip, detail=agent)
     return user_info(user)
+
+
+def _record_durably(
+    db: Session,
+    outcome: str,
+    user_id: int | None,
+    username: object,
+    ip: str | None,
+    detail: dict[str, Any],
+) -> None:
+    try:
+        record_now(db, "login", outcome, user_id=user_id, username=username, ip=ip, detail=detail)
+    except SQLAlchemyError as exc:
+        raise Unavailable(
+            f"sign-in refused: the audit trail failed ({exc.__class__.__name__})"
+        ) from None
 
 
 def authenticate(
@@ -110,13 +138,15 @@ def authenticate(
     ip: str | None = None,
     user_agent: str | None = None,
 ) -> UserInfo | None:
-    """The user's info dict (id, username, role, artist_id) or None if authentication fails.
+    """The user's info dict (id, username, role, artist_id) or None if authentication fails,
+    including when the name or address is throttled.
 
-    Sets ``last_login`` on success; the caller commits.
+    Sets ``last_login`` on success; the caller commits. Raises ``Unavailable`` when the
+    throttle store fails: an error, never a user.
     """
     try:
         return check_credentials(db, username, password, ip=ip, user_agent=user_agent)
-    except InvalidCredentials:
+    except (InvalidCredentials, Throttled):
         return None
 
 

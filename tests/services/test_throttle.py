@@ -1,0 +1,333 @@
+"""Brute-force protection inside authenticate()/check_credentials(), on SQLite and
+PostgreSQL, with a fake clock for the delays."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
+
+from data.db.session import make_engine, make_sessionmaker
+from data.models import AuditEvent, Artist, ThrottleCounter
+from services import throttle
+from services.auth import authenticate, check_credentials
+from services.errors import InvalidCredentials, Throttled, Unavailable
+from studio_auth.settings import get_settings
+from tests.conftest import DEFAULT_PASSWORD as PASSWORD
+
+WRONG = "not the password at all"
+
+
+def fresh(engine: Engine) -> Session:
+    return make_sessionmaker(engine)()
+
+
+def failures(engine: Engine, username: object) -> int:
+    with fresh(engine) as s:
+        row = s.get(ThrottleCounter, throttle.user_key(username))
+        return 0 if row is None else row.failures
+
+
+def outcome(db: Session, username: object, password: str, **kw: Any) -> str | float:
+    """'ok', 'invalid' or the retry_after of a Throttled error."""
+    try:
+        check_credentials(db, username, password, **kw)  # type: ignore[arg-type]
+    except Throttled as exc:
+        return float(exc.retry_after)
+    except InvalidCredentials:
+        return "invalid"
+    finally:
+        db.rollback()
+    return "ok"
+
+
+def fail_times(db: Session, username: object, n: int, **kw: Any) -> None:
+    for _ in range(n):
+        assert outcome(db, username, WRONG, **kw) == "invalid"
+
+
+def test_delays_double_from_the_base_to_the_cap() -> None:
+    delays, previous = [], None
+    for _ in range(12):
+        previous = throttle.next_delay(previous)
+        delays.append(previous.total_seconds())
+    assert delays == [2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]
+    assert throttle.next_delay(timedelta(days=30)).total_seconds() == 900
+
+
+def test_five_failures_are_free_then_a_correct_password_waits(db, make_user, clock) -> None:
+    make_user("alice")
+    fail_times(db, "alice", 5)
+    assert outcome(db, "alice", PASSWORD) == 2
+    clock.advance(1.5)
+    assert outcome(db, "ALICE", PASSWORD) == 1  # the same key, rounded up
+    clock.advance(0.5)
+    assert outcome(db, "alice", PASSWORD) == "ok"
+
+
+def test_each_further_failure_doubles_the_delay_up_to_the_cap(db, make_user, clock) -> None:
+    make_user("alice")
+    fail_times(db, "alice", 5)
+    waits = []
+    for _ in range(12):
+        wait = outcome(db, "alice", WRONG)
+        assert isinstance(wait, float)
+        waits.append(wait)
+        clock.advance(wait)
+        assert outcome(db, "alice", WRONG) == "invalid"
+    assert waits == [2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900, 900]
+
+
+def test_success_resets_the_count(db, make_user, clock, engine) -> None:
+    make_user("alice")
+    fail_times(db, "alice", 4)
+    assert outcome(db, "alice", PASSWORD) == "ok"
+    assert failures(engine, "alice") == 0
+    fail_times(db, "alice", 4)  # four more are free again
+    assert failures(engine, "alice") == 4
+
+
+def test_throttled_attempts_do_no_bcrypt_work_and_never_extend_the_lock(
+    db, make_user, clock, engine, checkpw_counter
+) -> None:
+    make_user("alice")
+    fail_times(db, "alice", 5)
+    with fresh(engine) as s:
+        locked_until = s.get(ThrottleCounter, "user:alice").blocked_until  # type: ignore[union-attr]
+    checkpw_counter.calls = 0
+    for _ in range(30):
+        assert authenticate(db, "alice", PASSWORD) is None
+        clock.advance(0.05)
+    assert checkpw_counter.calls == 0
+    with fresh(engine) as s:
+        row = s.get(ThrottleCounter, "user:alice")
+        assert row is not None
+        assert row.failures == 35  # refused attempts are counted...
+        assert row.blocked_until == locked_until  # ...but do not move the lock
+    clock.advance(0.5)
+    assert authenticate(db, "alice", PASSWORD) is not None
+    assert checkpw_counter.calls == 1
+
+
+def test_refused_attempts_cannot_hold_a_name_past_the_cap(db, make_user, clock) -> None:
+    make_user("alice")
+    fail_times(db, "alice", 5)
+    # An attacker hammering a locked name for twenty minutes, once a second.
+    results = []
+    for _ in range(1200):
+        clock.advance(1)
+        results.append(outcome(db, "alice", WRONG))
+    # Let through only when each doubling lock ran out (at 2, 6, 14, ... 1022 s).
+    assert results.count("invalid") == 9
+    # Each lock is at most the cap after the last attempt that was let through.
+    clock.advance(get_settings().throttle_max_delay_seconds)
+    assert outcome(db, "alice", PASSWORD) == "ok"
+
+
+def _trace(db: Session, username: object, clock: Any, counter: Any) -> list[tuple[Any, int]]:
+    steps = []
+    for step in range(9):
+        counter.calls = 0
+        result = outcome(db, username, WRONG)
+        steps.append((result, counter.calls))
+        if step == 6:
+            clock.advance(2)
+    return steps
+
+
+@pytest.mark.parametrize("other", ["nobody", "in\x00valid", "x" * 5000, None])
+def test_unknown_and_invalid_names_are_throttled_exactly_like_a_real_one(
+    db, make_user, clock, checkpw_counter, other
+) -> None:
+    make_user("alice")
+    real = _trace(db, "alice", clock, checkpw_counter)
+    clock.advance(3600)
+    fake = _trace(db, other, clock, checkpw_counter)
+    assert fake == real
+    assert [r for r, _ in real] == ["invalid"] * 5 + [2.0, 2.0, "invalid", 4.0]
+
+
+def test_counts_survive_a_caller_that_never_commits(engine, make_user, clock) -> None:
+    make_user("alice")
+    for _ in range(5):
+        with fresh(engine) as s:  # closed without commit: rolled back
+            assert authenticate(s, "alice", WRONG) is None
+    assert failures(engine, "alice") == 5
+    with fresh(engine) as s:
+        assert authenticate(s, "alice", PASSWORD) is None
+
+
+def test_counts_survive_a_rollback_of_a_session_holding_writes(engine, make_user, clock) -> None:
+    make_user("alice")
+    with fresh(engine) as s:
+        s.add(Artist(name="uncommitted"))
+        s.flush()  # on SQLite this session now holds the only write lock
+        fail_times_no_rollback = [authenticate(s, "alice", WRONG) for _ in range(3)]
+        assert fail_times_no_rollback == [None, None, None]
+        s.rollback()
+    assert failures(engine, "alice") == 3
+    with fresh(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Artist)) == 0
+        n = s.scalar(
+            select(func.count()).where(AuditEvent.event == "login", AuditEvent.outcome == "failure")
+        )
+        assert n == 3
+
+
+def test_unlock_clears_the_lock_and_is_audited(db, make_user, clock, engine) -> None:
+    admin = make_user("boss", role="admin")
+    make_user("alice")
+    fail_times(db, "alice", 5)
+    assert outcome(db, "alice", WRONG) == 2
+    assert outcome(db, "alice", PASSWORD) == 2
+    assert throttle.unlock(db, "Alice", actor_id=admin.id) is True
+    db.commit()
+    assert outcome(db, "alice", PASSWORD) == "ok"
+    assert throttle.unlock(db, "alice") is False
+    db.commit()
+    events = db.scalars(select(AuditEvent).where(AuditEvent.event == "unlock")).all()
+    assert [(e.outcome, e.actor_id, e.username) for e in events] == [
+        ("success", admin.id, "alice"),
+        ("noop", None, "alice"),
+    ]
+    assert events[0].detail == {"failures": 7}
+
+
+def test_unlock_works_for_names_without_an_account(db, clock) -> None:
+    fail_times(db, "ghost", 5)
+    assert outcome(db, "ghost", WRONG) == 2
+    assert throttle.unlock(db, "ghost") is True
+    db.commit()
+    assert throttle.status(db, "ghost") is None
+
+
+def test_address_limit_spans_usernames_and_lifts_when_the_window_moves(
+    db, make_user, clock, settings_env
+) -> None:
+    settings_env(throttle_ip_max_failures=10, throttle_ip_window_seconds=600)
+    make_user("alice")
+    for i in range(10):
+        assert outcome(db, f"user{i}", WRONG, ip="203.0.113.9") == "invalid"
+    clock.advance(100)
+    assert outcome(db, "alice", PASSWORD, ip="203.0.113.9") == 500
+    assert outcome(db, "alice", PASSWORD, ip="203.0.113.10") == "ok"
+    clock.advance(500)
+    assert outcome(db, "alice", PASSWORD, ip="203.0.113.9") == "ok"
+
+
+def test_successes_do_not_use_up_the_address_allowance(db, make_user, clock, settings_env) -> None:
+    settings_env(throttle_ip_max_failures=3)
+    make_user("alice")
+    for _ in range(10):
+        assert outcome(db, "alice", PASSWORD, ip="198.51.100.7") == "ok"
+    fail_times(db, "bob", 3, ip="198.51.100.7")
+    assert isinstance(outcome(db, "alice", PASSWORD, ip="198.51.100.7"), float)
+
+
+def test_ipv6_addresses_count_per_64_block(db, clock, settings_env) -> None:
+    settings_env(throttle_ip_max_failures=2)
+    fail_times(db, "a", 1, ip="2001:db8:1:2::1")
+    fail_times(db, "b", 1, ip="2001:db8:1:2:ffff::9")
+    assert isinstance(outcome(db, "c", WRONG, ip="2001:db8:1:2::abcd"), float)
+    assert outcome(db, "c", WRONG, ip="2001:db8:1:3::1") == "invalid"
+    assert throttle.ip_key("::ffff:192.0.2.1") == "ip:192.0.2.1"
+    assert throttle.ip_key("not an address").startswith("ip#")
+
+
+def test_throttled_login_is_audited_without_the_password(db, make_user, clock, caplog) -> None:
+    make_user("alice")
+    fail_times(db, "alice", 5, ip="192.0.2.1")
+    caplog.clear()
+    with caplog.at_level("INFO", logger="studio_auth.audit"):
+        assert authenticate(db, "alice", PASSWORD, ip="192.0.2.1", user_agent="ua/1") is None
+    db.rollback()
+    event = db.scalars(select(AuditEvent).where(AuditEvent.outcome == "throttled")).one()
+    assert (event.event, event.username, event.client_ip) == ("login", "alice", "192.0.2.1")
+    assert event.detail == {"retry_after": 2.0, "limited_by": "user", "user_agent": "ua/1"}
+    assert len(caplog.records) == 1
+    assert caplog.records[0].levelname == "WARNING"
+    assert PASSWORD not in caplog.text
+
+
+@pytest.fixture
+def throttle_table_gone(engine: Engine) -> Iterator[None]:
+    """The throttle store failing: its table renamed away, and restored afterwards."""
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE throttle_counters RENAME TO throttle_counters_off"))
+    try:
+        yield
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE throttle_counters_off RENAME TO throttle_counters"))
+
+
+def test_a_failed_throttle_store_refuses_sign_in(
+    db, make_user, checkpw_counter, throttle_table_gone
+) -> None:
+    make_user("alice")
+    checkpw_counter.calls = 0
+    for call in (authenticate, check_credentials):
+        with pytest.raises(Unavailable, match="throttle store failed"):
+            call(db, "alice", PASSWORD)
+        db.rollback()
+    assert checkpw_counter.calls == 0
+
+
+@pytest.fixture
+def roomy_engine(engine: Engine) -> Iterator[Engine]:
+    """The test database through a pool big enough for one connection per thread."""
+    eng = make_engine(engine.url.render_as_string(hide_password=False), pool_size=55)
+    if eng.dialect.name == "sqlite":
+        eng.dispose()
+        eng = make_engine(engine.url.render_as_string(hide_password=False))
+    yield eng
+    eng.dispose()
+
+
+def _parallel(engine: Engine, n: int, attempt: Callable[[Session], object]) -> list[object]:
+    start = threading.Barrier(n)
+    sessions = make_sessionmaker(engine)
+
+    def run(_: int) -> object:
+        with sessions() as s:
+            start.wait(timeout=30)
+            return attempt(s)
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(run, range(n)))
+
+
+def test_fifty_parallel_wrong_passwords_are_counted_exactly_and_bounded(
+    make_user, clock, checkpw_counter, roomy_engine, engine
+) -> None:
+    make_user("alice")
+    checkpw_counter.calls = 0
+    results = _parallel(roomy_engine, 50, lambda s: authenticate(s, "alice", WRONG))
+    assert results == [None] * 50
+    assert failures(engine, "alice") == 50
+    free = get_settings().throttle_free_failures
+    assert checkpw_counter.calls == free
+    with fresh(engine) as s:
+        outcomes = s.scalars(select(AuditEvent.outcome).where(AuditEvent.event == "login")).all()
+    assert sorted(outcomes) == ["failure"] * free + ["throttled"] * (50 - free)
+    with fresh(engine) as s:
+        with pytest.raises(Throttled):
+            check_credentials(s, "alice", PASSWORD)
+
+
+def test_parallel_correct_passwords_after_the_allowance_all_wait(
+    make_user, clock, checkpw_counter, roomy_engine, engine
+) -> None:
+    make_user("alice")
+    with fresh(engine) as s:
+        fail_times(s, "alice", 5)
+    checkpw_counter.calls = 0
+    results = _parallel(roomy_engine, 20, lambda s: authenticate(s, "alice", PASSWORD))
+    assert results == [None] * 20
+    assert checkpw_counter.calls == 0
