@@ -152,7 +152,7 @@ def authenticate(
 
 # A fixed, distinctive prefix lets log scrubbers and secret scanners recognise a leaked
 # token (the practice of GitHub's "ghp_" tokens); the rest is 32 bytes from the OS CSPRNG.
-SESSION_TOKEN_PREFIX = "sat_"
+SESSION_TOKEN_PREFIX = "sat_"  # noqa: S105  (a public marker, not a secret)
 SESSION_TOKEN_BYTES = 32
 SESSION_TOKEN_LENGTH = len(SESSION_TOKEN_PREFIX) + 43  # 32 bytes in unpadded base64url
 

@@ -429,8 +429,8 @@ def login(
 ) -> LoginResult:
     """Authenticate, issue a session and commit: the one-call sign-in.
 
-    Raises what ``check_credentials`` raises (``InvalidCredentials``, ``Throttled``);
-    nothing is committed then except the durable failure records.
+    Raises what ``check_credentials`` raises (``InvalidCredentials``, ``Throttled``,
+    ``Unavailable``); nothing is committed then except the durable failure records.
     """
     user = check_credentials(db, username, password, ip=ip, user_agent=user_agent)
     issued = issue_session(db, user["id"], ip=ip, user_agent=user_agent)

@@ -23,7 +23,7 @@ from services.auth import (
     generate_session_token,
     user_info,
 )
-from services.errors import InvalidCredentials, NotFound
+from services.errors import InvalidCredentials, NotFound, Throttled, Unavailable
 from services.sessions import (
     IssuedSession,
     LoginResult,
@@ -178,6 +178,38 @@ def test_login_failure_raises_and_issues_nothing(db: Session, alice: User) -> No
         login(db, "nobody", DEFAULT_PASSWORD)
     db.rollback()
     assert db.scalars(select(AuthSession)).all() == []
+
+
+def test_login_lets_throttling_through_and_issues_nothing(
+    db: Session, alice: User, settings_env: Callable[..., None]
+) -> None:
+    settings_env(throttle_free_failures=2)
+    for _ in range(3):
+        try:
+            login(db, "alice", "wrong password", ip="10.9.9.9")
+        except (InvalidCredentials, Throttled):
+            db.rollback()
+    with pytest.raises(Throttled):
+        login(db, "alice", DEFAULT_PASSWORD, ip="10.9.9.9")
+    db.rollback()
+    assert db.scalars(select(AuthSession)).all() == []
+
+
+def test_resolve_fails_closed_when_the_store_is_broken(
+    db: Session, alice: User, engine: Engine
+) -> None:
+    issued = _issue(db, alice)
+    with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE sessions RENAME TO sessions_away"))
+    try:
+        with pytest.raises(Unavailable) as caught:
+            resolve_session(db, issued.token)
+        assert issued.token not in str(caught.value)
+        db.rollback()
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE sessions_away RENAME TO sessions"))
+    assert resolve_session(db, issued.token) is not None
 
 
 def test_logout_ends_the_session_once(db: Session, alice: User, sql_log: StatementLog) -> None:
