@@ -1,0 +1,122 @@
+"""A minimal Django project in one file: contrib.auth with BCryptPasswordHasher (cost 12),
+database sessions, and three JSON views for the HTTP figures.
+
+Runs inside bench/.venv-django only (started by bench/peers.py):
+
+    python django_app.py seed USER:PASSWORD ...     # migrate, create users (one inactive)
+    python django_app.py authenticate ROUNDS        # authenticate() vs bcrypt.checkpw, JSON
+    gunicorn django_app:application                 # serve POST /login, GET /me, GET /ping
+
+``PEER_DATABASE_PATH`` names the SQLite file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+import django
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="bench-only-secret-key-not-for-production-use-0123456789",
+    ALLOWED_HOSTS=["127.0.0.1", "localhost"],
+    ROOT_URLCONF=__name__,
+    INSTALLED_APPS=[
+        "django.contrib.contenttypes",
+        "django.contrib.auth",
+        "django.contrib.sessions",
+    ],
+    MIDDLEWARE=[
+        "django.contrib.sessions.middleware.SessionMiddleware",
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+    ],
+    DATABASES={
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": os.environ.get("PEER_DATABASE_PATH", "django_bench.db"),
+            "OPTIONS": {"timeout": 10},
+        }
+    },
+    PASSWORD_HASHERS=["django.contrib.auth.hashers.BCryptPasswordHasher"],
+    USE_TZ=True,
+)
+django.setup()
+
+from django.contrib.auth import authenticate, login  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.wsgi import get_wsgi_application  # noqa: E402
+
+
+def login_view(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        return JsonResponse({"detail": "method not allowed"}, status=405)
+    body = json.loads(request.body or b"{}")
+    user = authenticate(request, username=body.get("username"), password=body.get("password"))
+    if user is None:
+        return JsonResponse({"detail": "invalid credentials"}, status=401)
+    login(request, user)
+    return JsonResponse({"id": user.pk, "username": user.username})
+
+
+def me_view(request: HttpRequest) -> JsonResponse:
+    if not request.user.is_authenticated:
+        return JsonResponse({"detail": "not signed in"}, status=401)
+    return JsonResponse({"id": request.user.pk, "username": request.user.get_username()})
+
+
+def ping_view(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [path("login", login_view), path("me", me_view), path("ping", ping_view)]
+application = get_wsgi_application()
+
+
+def seed(pairs: list[str]) -> None:
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    for pair in pairs:
+        name, _, password = pair.partition(":")
+        User.objects.create_user(name, password=password, is_active=not name.startswith("gone"))
+
+
+def measure_authenticate(rounds: int) -> dict[str, list[float]]:
+    """authenticate() per path, interleaved with one raw bcrypt.checkpw, like
+    bench/authenticate.py does for studio-auth. Needs users alice and gone (inactive)."""
+    import bcrypt
+
+    password = "a long and quite ordinary passphrase"
+    stored = bcrypt.hashpw(password.encode(), bcrypt.gensalt(12))
+    paths = {
+        "success": ("alice", password),
+        "wrong password": ("alice", password + "!"),
+        "unknown user": ("nobody", password),
+        "inactive user": ("gone", password),
+    }
+    samples: dict[str, list[float]] = {"raw checkpw": [], **{k: [] for k in paths}}
+    authenticate(None, username="alice", password=password)  # warm up
+    for _ in range(rounds):
+        start = time.perf_counter()
+        bcrypt.checkpw(password.encode(), stored)
+        samples["raw checkpw"].append(time.perf_counter() - start)
+        for name, (user, pw) in paths.items():
+            start = time.perf_counter()
+            authenticate(None, username=user, password=pw)
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "seed":
+        seed(sys.argv[2:])
+    elif len(sys.argv) == 3 and sys.argv[1] == "authenticate":
+        print(json.dumps(measure_authenticate(int(sys.argv[2]))))
+    else:
+        sys.exit(__doc__)
