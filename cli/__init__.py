@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.artists import artists_group
 from cli.audit import audit_group
 from cli.db import db_group, init_command
 from cli.sessions import sessions_group
@@ -18,5 +19,6 @@ def main() -> None:
 main.add_command(db_group)
 main.add_command(init_command)
 main.add_command(users_group)
+main.add_command(artists_group)
 main.add_command(sessions_group)
 main.add_command(audit_group)

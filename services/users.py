@@ -1,20 +1,43 @@
-"""User administration: creating and listing staff accounts."""
+"""User administration: accounts, roles, artist links, activation and passwords.
+
+Every change takes ``actor``, the acting user's info dict, and is checked against the
+policy (``staff.manage_users``); ``actor=None`` is the local CLI operator, who can already
+write the database and so acts with full rights. Changes run in the caller's transaction
+(flushed, not committed), are audited there, and end sessions as the session rules say:
+a role, artist or activation change ends all of the user's sessions, a password reset
+too, and a password change every session but the current one, which gets a new token.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, func, not_, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
-from data.models import Artist, Role, User, normalize_username
-from services import passwords
+from data.models import Artist, AuthSession, Role, User, normalize_username
+from services import password_policy, passwords
 from services.audit import record
-from services.errors import InvalidRequest, NotFound, UserExists
+from services.auth import UserInfo, check_credentials, verify_password
+from services.errors import InvalidRequest, NotFound, PasswordRejected, UserExists
+from services.permissions import require
+from services.sessions import IssuedSession, revoke_user_sessions, rotate_session
+from studio_auth.clock import now
 
 _USERNAME_KEY = re.compile(r"[\w.@+-]+")
+_DB_ID_MAX = 2**31 - 1
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+"""Marks an ``update_user`` field that the request leaves unchanged."""
 
 
 def parse_role(role: object) -> Role:
@@ -36,6 +59,40 @@ def validate_username(username: object) -> str:
     return key
 
 
+def _db_id(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _DB_ID_MAX:
+        return None
+    return value
+
+
+def _authorize(db: Session, actor: Mapping[str, Any] | None) -> int | None:
+    """Check the actor's right to administer accounts; return the id to audit."""
+    if actor is None:
+        return None
+    require(db, actor, "staff.manage_users")
+    return int(actor["id"])
+
+
+def _artist_must_exist(db: Session, artist_id: object) -> int:
+    found = _db_id(artist_id)
+    if found is None or db.get(Artist, found) is None:
+        raise NotFound(f"no artist with id {artist_id!r}")
+    return found
+
+
+def get_user(db: Session, user_id: object) -> User | None:
+    """The account with this id, active or not; None if there is none."""
+    found = _db_id(user_id)
+    return db.get(User, found) if found is not None else None
+
+
+def _get(db: Session, user_id: object) -> User:
+    user = get_user(db, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id!r}")
+    return user
+
+
 def create_user(
     db: Session,
     username: str,
@@ -44,24 +101,29 @@ def create_user(
     *,
     artist_id: int | None = None,
     must_change_password: bool = False,
-    actor_id: int | None = None,
+    actor: UserInfo | None = None,
 ) -> User:
     """Create an account in the caller's transaction (flushed, not committed).
 
-    Raises UserExists when the normalized name is taken (decided by the database's unique
-    key, so parallel requests cannot both succeed; the caller's transaction is then rolled
-    back), InvalidRequest for a bad username, role or artist link, and ValueError/TypeError
-    for an unusable password.
+    Raises PermissionDenied if ``actor`` may not manage users; InvalidRequest for a bad
+    username, role or artist link; NotFound for an unknown artist; PasswordRejected when
+    the password breaks the policy; UserExists when the normalized name is taken. The
+    database's unique key decides the last case, so of parallel requests for one name
+    exactly one succeeds; the caller's transaction is then rolled back.
     """
-    validate_username(username)
+    actor_id = _authorize(db, actor)
+    key = validate_username(username)
     parsed_role = parse_role(role)
     if parsed_role is Role.ARTIST:
         if artist_id is None:
-            raise InvalidRequest("an artist account needs --artist-id")
-        if db.get(Artist, artist_id) is None:
-            raise NotFound(f"no artist with id {artist_id}")
+            raise InvalidRequest("an artist account needs an artist id")
+        artist_id = _artist_must_exist(db, artist_id)
     elif artist_id is not None:
         raise InvalidRequest("only artist accounts link to an artist")
+    password_policy.enforce(password, username=username, role=parsed_role.value)
+    # A cheap early answer that saves a bcrypt hash; the unique key below is what decides.
+    if db.scalar(select(exists().where(User.username_key == key))):
+        raise UserExists(username.strip())
     user = User(
         username=username,
         password_hash=passwords.hash_password(password),
@@ -73,10 +135,13 @@ def create_user(
     try:
         db.flush()
     except IntegrityError:
-        # The unique key decided: another request took the name first. The failed flush
-        # has aborted the transaction, so it is rolled back here.
+        # The failed flush has aborted the transaction; roll it back, then say why.
         db.rollback()
-        raise UserExists(username.strip()) from None
+        if db.scalar(select(exists().where(User.username_key == key))):
+            raise UserExists(username.strip()) from None
+        if artist_id is not None and db.get(Artist, artist_id) is None:
+            raise NotFound(f"no artist with id {artist_id!r}") from None
+        raise
     record(
         db,
         "user_created",
@@ -94,3 +159,257 @@ def list_users(db: Session, *, include_inactive: bool = True) -> Sequence[User]:
     if not include_inactive:
         query = query.where(User.is_active.is_(True))
     return db.scalars(query).all()
+
+
+def update_user(
+    db: Session,
+    user_id: int,
+    *,
+    role: Role | str | _Unset = UNSET,
+    artist_id: int | _Unset | None = UNSET,
+    is_active: bool | _Unset = UNSET,
+    actor: UserInfo | None = None,
+) -> User:
+    """Change any of role, artist link and activation in one step (the HTTP PATCH).
+
+    A role other than artist drops the artist link; the artist role needs one (given, or
+    kept from before). Guards: nobody changes their own role or deactivates themselves,
+    and the last active admin cannot be demoted or deactivated (InvalidRequest). Ends all
+    of the user's sessions when anything changes. Audited per change.
+    """
+    actor_id = _authorize(db, actor)
+    user = _get(db, user_id)
+    old_role, old_artist, old_active = user.role, user.artist_id, user.is_active
+    new_role = old_role if isinstance(role, _Unset) else parse_role(role)
+    if not isinstance(is_active, _Unset) and not isinstance(is_active, bool):
+        raise InvalidRequest("is_active must be true or false")
+    new_active = old_active if isinstance(is_active, _Unset) else is_active
+    new_artist: int | None
+    if new_role is Role.ARTIST:
+        if isinstance(artist_id, _Unset) or artist_id is None:
+            if old_artist is None:
+                raise InvalidRequest("an artist account needs an artist id")
+            new_artist = old_artist
+        else:
+            new_artist = _artist_must_exist(db, artist_id)
+    else:
+        if not isinstance(artist_id, _Unset) and artist_id is not None:
+            raise InvalidRequest("only artist accounts link to an artist")
+        new_artist = None
+
+    if actor_id is not None and actor_id == user.id:
+        if new_role is not old_role:
+            raise InvalidRequest("nobody can change their own role")
+        if not new_active:
+            raise InvalidRequest("nobody can deactivate their own account")
+    if (new_role, new_artist, new_active) == (old_role, old_artist, old_active):
+        return user
+
+    _guarded_update(db, user, role=new_role, artist_id=new_artist, is_active=new_active)
+
+    reasons = []
+    if new_role is not old_role:
+        reasons.append("role_changed")
+        record(
+            db,
+            "user_role_changed",
+            user_id=user.id,
+            actor_id=actor_id,
+            username=user.username,
+            detail={"from": old_role.value, "to": new_role.value, "artist_id": new_artist},
+        )
+    if new_artist != old_artist and new_role is Role.ARTIST:
+        reasons.append("artist_changed")
+        record(
+            db,
+            "user_artist_linked",
+            user_id=user.id,
+            actor_id=actor_id,
+            username=user.username,
+            detail={"from": old_artist, "to": new_artist},
+        )
+    if new_active != old_active:
+        reasons.append("activated" if new_active else "deactivated")
+        record(
+            db,
+            "user_activated" if new_active else "user_deactivated",
+            user_id=user.id,
+            actor_id=actor_id,
+            username=user.username,
+        )
+    revoke_user_sessions(db, user.id, reason=reasons[0], actor_id=actor_id)
+    return user
+
+
+def _guarded_update(
+    db: Session, user: User, *, role: Role, artist_id: int | None, is_active: bool
+) -> None:
+    """Write the change unless it would leave no active admin.
+
+    Two parallel demotions of the last two admins must not both pass. The check and the
+    change are one conditional UPDATE, and on PostgreSQL every active admin row is locked
+    first (SELECT ... FOR UPDATE, in id order so that lockers cannot deadlock): a second
+    transaction waits for the first to commit, then its UPDATE, a new statement under READ
+    COMMITTED, counts the admins the first one left. SQLite has a single writer and the
+    UPDATE takes the write lock before it reads, so its count is always current there.
+    """
+    user_id = user.id
+    if role is not Role.ADMIN or not is_active:
+        db.execute(
+            select(User.id)
+            .where(User.role == Role.ADMIN, User.is_active.is_(True))
+            .order_by(User.id)
+            .with_for_update()
+        ).all()
+    other = aliased(User)
+    other_admins = (
+        select(func.count())
+        .select_from(other)
+        .where(other.role == Role.ADMIN, other.is_active.is_(True), other.id != user_id)
+        .scalar_subquery()
+    )
+    stays_safe = (
+        true()
+        if role is Role.ADMIN and is_active
+        else or_(not_(and_(User.role == Role.ADMIN, User.is_active.is_(True))), other_admins > 0)
+    )
+    try:
+        changed = db.execute(
+            update(User)
+            .where(User.id == user_id, stays_safe)
+            .values(role=role, artist_id=artist_id, is_active=is_active, updated_at=now())
+            .returning(User.id)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
+    except IntegrityError:
+        # The artist was deleted between the check and the change.
+        db.rollback()
+        raise NotFound(f"no artist with id {artist_id!r}") from None
+    db.refresh(user)
+    if changed is None:
+        if get_user(db, user_id) is None:
+            raise NotFound(f"no user with id {user_id!r}")
+        raise InvalidRequest("the last active admin cannot be demoted or deactivated")
+
+
+def set_role(
+    db: Session,
+    user_id: int,
+    role: Role | str,
+    *,
+    artist_id: int | None = None,
+    actor: UserInfo | None = None,
+) -> User:
+    """Change the role (an artist role needs ``artist_id`` unless one is linked)."""
+    return update_user(
+        db,
+        user_id,
+        role=role,
+        artist_id=UNSET if artist_id is None else artist_id,
+        actor=actor,
+    )
+
+
+def link_artist(
+    db: Session, user_id: int, artist_id: int, *, actor: UserInfo | None = None
+) -> User:
+    """Link an artist account to another artist record."""
+    user = _get(db, user_id)
+    if user.role is not Role.ARTIST:
+        raise InvalidRequest("only artist accounts link to an artist")
+    return update_user(db, user_id, artist_id=artist_id, actor=actor)
+
+
+def deactivate(db: Session, user_id: int, *, actor: UserInfo | None = None) -> User:
+    """Soft-delete: the account can no longer sign in and all its sessions end."""
+    return update_user(db, user_id, is_active=False, actor=actor)
+
+
+def activate(db: Session, user_id: int, *, actor: UserInfo | None = None) -> User:
+    """Let a deactivated account sign in again."""
+    return update_user(db, user_id, is_active=True, actor=actor)
+
+
+def _set_password(user: User, password: str, *, must_change: bool) -> None:
+    user.password_hash = passwords.hash_password(password)
+    user.password_changed_at = now()
+    user.must_change_password = must_change
+
+
+def reset_password(
+    db: Session,
+    user_id: int,
+    new_password: str,
+    *,
+    must_change: bool = True,
+    actor: UserInfo | None = None,
+) -> User:
+    """An administrator sets someone's password; all of that user's sessions end.
+
+    By default the user must choose a new one at the next sign-in: the administrator
+    knows this one. The acting admin's own password is changed with ``change_password``,
+    which asks for the current one.
+    """
+    actor_id = _authorize(db, actor)
+    user = _get(db, user_id)
+    if actor_id is not None and actor_id == user.id:
+        raise InvalidRequest("change your own password with the current one instead")
+    password_policy.enforce(new_password, username=user.username, role=user.role.value)
+    _set_password(user, new_password, must_change=must_change)
+    db.flush()
+    revoke_user_sessions(db, user.id, reason="password_reset", actor_id=actor_id)
+    record(
+        db,
+        "password_reset",
+        user_id=user.id,
+        actor_id=actor_id,
+        username=user.username,
+        detail={"must_change_password": must_change},
+    )
+    return user
+
+
+def change_password(
+    db: Session,
+    user_id: int,
+    current_password: str,
+    new_password: str,
+    *,
+    session_id: int | None = None,
+) -> IssuedSession | None:
+    """A user changes their own password, proving the current one.
+
+    The current password goes through ``check_credentials`` (throttled, audited): raises
+    InvalidCredentials or Throttled. PasswordRejected when the new one breaks the policy
+    or equals the current one. Every other session of the user ends; ``session_id``, the
+    session making the change, is replaced by a fresh one, returned. Clears
+    ``must_change_password``.
+    """
+    user = _get(db, user_id)
+    if session_id is not None:
+        owner = db.scalar(
+            select(AuthSession.user_id).where(
+                AuthSession.id == _db_id(session_id), AuthSession.revoked_at.is_(None)
+            )
+        )
+        if owner != user.id:
+            raise InvalidRequest("that session is not a live session of this user")
+    check_credentials(db, user.username, current_password)
+    password_policy.enforce(new_password, username=user.username, role=user.role.value)
+    if verify_password(new_password, user.password_hash):
+        raise PasswordRejected(["the new password must differ from the current one"])
+    _set_password(user, new_password, must_change=False)
+    db.flush()
+    revoke_user_sessions(
+        db, user.id, reason="password_changed", except_session_id=session_id, actor_id=user.id
+    )
+    issued = rotate_session(db, session_id, reason="password_changed") if session_id else None
+    record(
+        db,
+        "password_changed",
+        user_id=user.id,
+        actor_id=user.id,
+        username=user.username,
+        session_id=issued.session_id if issued else None,
+    )
+    return issued

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
 
     password_min_length: int = Field(default=12, ge=8, le=64)
     studio_name: str = Field(default="", max_length=200)
+    # A studio's own permission policy (TOML, same format as services/policy.toml).
+    policy_file: str | None = None
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
