@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""HTTP figures with wrk against a real ``studio-auth serve`` process and the peers.
+
+    python bench/http_load.py [--duration 10] [--targets studio-auth,fastapi-users,django]
+                         [--skip-overload] [--json results.json]
+
+Figures (every load bounded by --duration, on 127.0.0.1 only):
+
+2. Login throughput at concurrency 1, 2 and 4, as a fraction of the raw bcrypt limit
+   measured just before each load: two threads (one for concurrency 1, which cannot use
+   more) running bcrypt.checkpw at cost 12 in this process for --limit-seconds (bcrypt
+   releases the GIL; this machine has 2 cores).
+3. Requests/s of the authenticated endpoint (GET /auth/me with a bearer token; the peers'
+   /users/me and /me) next to the app's bare endpoint (/healthz, /ping), measured
+   bare, auth, bare; and the p99 of the bare endpoint, paced at 50 requests/s on one
+   connection, while logins run at concurrency 2.
+Overload (studio-auth only): a paced flood of about 200 login requests/s, most of them for
+five names already locked by the throttle (wrong passwords, from 200 forwarded client
+addresses), every 100th a valid sign-in; the /auth/me p99 and a legitimate user's login
+p50 (paced probes) are measured idle and then during the flood. A burst of 16 concurrent
+valid logins shows the bounded password pool answering 503 + Retry-After.
+
+(Named http_load.py, not http.py: a bench/http.py would shadow the standard library's
+``http`` package for every script in bench/, whose directory is first on sys.path.)
+
+Needs ``wrk`` (``apt-get install -y wrk``; installed here when missing and run as root).
+The server processes run with their own defaults (uvicorn's access log included).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+WRK_DIR = BENCH / "wrk"
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(BENCH))
+
+import peers  # noqa: E402
+
+PASSWORD = "a long and quite ordinary passphrase"
+COST = 12
+USERS = [f"user{i}" for i in range(8)]
+ATTACKED = [f"victim{i}" for i in range(5)]
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk not found: installing Debian's package (apt-get install -y wrk)")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=600)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, timeout=600)
+        found = shutil.which("wrk")
+    if not found:
+        sys.exit("bench/http_load.py needs wrk: run `apt-get install -y wrk` as root")
+    return found
+
+
+# --- load -----------------------------------------------------------------------------
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    duration_s: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+    statuses: dict[str, int]
+    socket_errors: int
+
+    def rate(self, status: str | None = None) -> float:
+        count = self.requests if status is None else self.statuses.get(status, 0)
+        return count / self.duration_s
+
+
+def wrk(
+    url: str,
+    script: str,
+    *,
+    connections: int,
+    duration: float,
+    threads: int | None = None,
+    env: dict[str, str] | None = None,
+) -> WrkResult:
+    """One bounded wrk run; its Lua ``done()`` prints a JSON summary line."""
+    if not url.startswith("http://127.0.0.1:"):
+        raise ValueError("loads target 127.0.0.1 only")
+    threads = threads or min(connections, 2)
+    argv = [
+        ensure_wrk(),
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{duration:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_DIR / script),
+        url,
+    ]
+    full_env = {**os.environ, "WRK_DIR": str(WRK_DIR), **(env or {})}
+    out = subprocess.run(
+        argv, env=full_env, capture_output=True, text=True, timeout=duration + 30, check=True
+    )
+    for line in out.stdout.splitlines():
+        if line.startswith("WRK_RESULT "):
+            data = json.loads(line.removeprefix("WRK_RESULT "))
+            return WrkResult(
+                requests=data["requests"],
+                duration_s=data["duration_us"] / 1e6,
+                p50_ms=data["p50_us"] / 1e3,
+                p90_ms=data["p90_us"] / 1e3,
+                p99_ms=data["p99_us"] / 1e3,
+                max_ms=data["max_us"] / 1e3,
+                statuses=data["statuses"],
+                socket_errors=data["socket_errors"],
+            )
+    raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+
+
+@contextlib.contextmanager
+def background_wrk(url: str, script: str, **kwargs: Any) -> Iterator[dict[str, WrkResult]]:
+    """Run wrk in a thread; the result is in the yielded dict once the block ends."""
+    box: dict[str, WrkResult] = {}
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            box["result"] = wrk(url, script, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 (re-raised in the caller's thread)
+            errors.append(exc)
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    try:
+        yield box
+    finally:
+        worker.join(timeout=kwargs["duration"] + 60)
+    if errors:
+        raise errors[0]
+
+
+def bcrypt_limit(seconds: float, threads: int = 2) -> float:
+    """Raw bcrypt.checkpw completions per second on ``threads`` threads."""
+    import bcrypt
+
+    stored = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(COST))
+    done = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def spin(i: int) -> None:
+        while time.perf_counter() < deadline:
+            bcrypt.checkpw(PASSWORD.encode(), stored)
+            done[i] += 1
+
+    start = time.perf_counter()
+    workers = [threading.Thread(target=spin, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(done) / (time.perf_counter() - start)
+
+
+# --- targets --------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    login_path: str
+    login_format: str  # "json" or "form"
+    login_name: str  # format string for the login name, e.g. "{}@example.com"
+    me_path: str
+    bare_path: str
+    auth_env: dict[str, str] = field(default_factory=dict)  # WRK_TOKEN or WRK_COOKIE
+
+    def login_env(self, names: list[str], **extra: str) -> dict[str, str]:
+        users = ",".join(f"{self.login_name.format(n)}:{PASSWORD}" for n in names)
+        return {
+            "WRK_PATH": self.login_path,
+            "WRK_FORMAT": self.login_format,
+            "WRK_USERS": users,
+            **extra,
+        }
+
+    def sign_in(self, name: str) -> None:
+        """Sign in once and keep what /me needs (a bearer token or a session cookie)."""
+        login = self.login_name.format(name)
+        if self.login_format == "form":
+            body = urllib.parse.urlencode({"username": login, "password": PASSWORD}).encode()
+            ctype = "application/x-www-form-urlencoded"
+        else:
+            body = json.dumps({"username": login, "password": PASSWORD}).encode()
+            ctype = "application/json"
+        request = urllib.request.Request(  # noqa: S310 (an http://127.0.0.1 URL)
+            self.url + self.login_path, data=body, headers={"Content-Type": ctype}
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (127.0.0.1)
+            cookie = response.headers.get("Set-Cookie")
+            data = json.loads(response.read() or b"{}")
+        if "access_token" in data:
+            self.auth_env = {"WRK_TOKEN": data["access_token"]}
+        elif cookie:
+            self.auth_env = {"WRK_COOKIE": cookie.split(";")[0]}
+        else:
+            raise RuntimeError(f"{self.name}: sign-in gave neither a token nor a cookie")
+
+
+def _seed_studio_auth(database_url: str, names: list[str]) -> None:
+    """Migrated database with ``names`` (assistants) at bcrypt cost 12, done in-process."""
+    from data.db.session import make_engine, make_sessionmaker
+    from data.migrations import upgrade
+    from data.models import Role, User
+    from services import passwords
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+        with make_sessionmaker(engine)() as db:
+            for name in names:
+                hashed = passwords.hash_password(PASSWORD, COST)
+                db.add(User(username=name, password_hash=hashed, role=Role.ASSISTANT))
+            db.commit()
+    finally:
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def studio_auth_server(workdir: Path, **settings: str) -> Iterator[Target]:
+    """``studio-auth serve`` on a free port with a fresh SQLite file, cost 12."""
+    database_url = f"sqlite:///{workdir / 'studio_auth.db'}"
+    _seed_studio_auth(database_url, USERS + ATTACKED)
+    port = peers.free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "STUDIO_AUTH_BCRYPT_ROUNDS": str(COST),
+        **{f"STUDIO_AUTH_{k.upper()}": v for k, v in settings.items()},
+    }
+    argv = [
+        str(ROOT / ".venv" / "bin" / "studio-auth"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with peers.running(
+        "studio-auth", argv, f"{url}/healthz", cwd=workdir, env=env, log=workdir / "serve.log"
+    ):
+        yield Target("studio-auth", url, "/auth/login", "json", "{}", "/auth/me", "/healthz")
+
+
+@contextlib.contextmanager
+def target_server(name: str, workdir: Path) -> Iterator[Target]:
+    if name == "studio-auth":
+        with studio_auth_server(workdir) as target:
+            yield target
+    elif name == "fastapi-users":
+        with peers.fastapi_users_server([(u, PASSWORD) for u in USERS], workdir) as server:
+            yield Target(
+                server.name,
+                server.url,
+                "/auth/login",
+                "form",
+                "{}@example.com",
+                "/users/me",
+                "/ping",
+            )
+    elif name == "django":
+        with peers.django_server([(u, PASSWORD) for u in USERS], workdir) as server:
+            yield Target(server.name, server.url, "/login", "json", "{}", "/me", "/ping")
+    else:
+        raise ValueError(name)
+
+
+# --- figures --------------------------------------------------------------------------
+
+
+def login_throughput(target: Target, duration: float, limit_seconds: float) -> dict[str, Any]:
+    rows = {}
+    for conns in (1, 2, 4):
+        # One connection can use one core at most: compare it with one thread's limit.
+        limit = bcrypt_limit(limit_seconds, threads=min(conns, 2))
+        result = wrk(
+            target.url,
+            "login.lua",
+            connections=conns,
+            duration=duration,
+            env=target.login_env(USERS),
+        )
+        ok = result.rate("200")
+        rows[conns] = {
+            "logins_per_s": ok,
+            "limit_per_s": limit,
+            "fraction": ok / limit,
+            "p50_ms": result.p50_ms,
+            "statuses": result.statuses,
+        }
+        print(
+            f"  login c={conns}: {ok:5.2f}/s of limit {limit:5.2f}/s = {ok / limit:6.1%}"
+            f"   p50 {result.p50_ms:6.0f} ms  statuses {result.statuses}"
+        )
+    return rows
+
+
+def auth_vs_bare(target: Target, duration: float) -> dict[str, Any]:
+    def run(path: str, auth: bool) -> WrkResult:
+        env = {"WRK_PATH": path, **(target.auth_env if auth else {})}
+        result = wrk(target.url, "get.lua", connections=8, duration=duration, env=env)
+        if set(result.statuses) != {"200"}:
+            raise RuntimeError(f"{target.name} {path}: statuses {result.statuses}")
+        return result
+
+    bare1 = run(target.bare_path, False)
+    auth = run(target.me_path, True)
+    bare2 = run(target.bare_path, False)
+    bare = statistics.mean([bare1.rate(), bare2.rate()])
+    print(
+        f"  {target.me_path}: {auth.rate():7.0f} req/s   {target.bare_path}: "
+        f"{bare1.rate():7.0f} / {bare2.rate():7.0f} req/s   = {auth.rate() / bare:6.1%}"
+    )
+    return {
+        "auth_rps": auth.rate(),
+        "bare_rps": bare,
+        "fraction": auth.rate() / bare,
+        "bare_runs": [bare1.rate(), bare2.rate()],
+    }
+
+
+def paced(target: Target, path: str, duration: float, delay_ms: int, auth: bool) -> WrkResult:
+    env = {"WRK_PATH": path, "WRK_DELAY_MS": str(delay_ms), **(target.auth_env if auth else {})}
+    return wrk(target.url, "get.lua", connections=1, threads=1, duration=duration, env=env)
+
+
+def bare_p99_under_logins(target: Target, duration: float) -> dict[str, Any]:
+    idle = paced(target, target.bare_path, duration, 20, False)
+    with background_wrk(
+        target.url, "login.lua", connections=2, duration=duration + 2, env=target.login_env(USERS)
+    ) as box:
+        time.sleep(1)  # let the logins occupy both cores first
+        busy = paced(target, target.bare_path, duration, 20, False)
+    logins = box["result"]
+    print(
+        f"  {target.bare_path} p99 idle {idle.p99_ms:7.1f} ms, with logins at c=2 "
+        f"{busy.p99_ms:7.1f} ms (p50 {busy.p50_ms:.1f}; {logins.rate('200'):.2f} logins/s)"
+    )
+    return {
+        "idle_p99_ms": idle.p99_ms,
+        "busy_p99_ms": busy.p99_ms,
+        "busy_p50_ms": busy.p50_ms,
+        "logins_per_s": logins.rate("200"),
+    }
+
+
+def overload(workdir: Path, duration: float) -> dict[str, Any]:
+    """The flood figures, on a studio-auth server that believes X-Forwarded-For from
+    127.0.0.1, so the flood's addresses and the legitimate user's are told apart."""
+    with studio_auth_server(workdir, trusted_proxies="127.0.0.1/32") as target:
+        target.sign_in(USERS[0])
+        legit = target.login_env([USERS[1]], WRK_DELAY_MS="500")
+
+        def probes() -> tuple[WrkResult, WrkResult]:
+            with background_wrk(
+                target.url, "login.lua", connections=1, threads=1, duration=duration, env=legit
+            ) as box:
+                me = paced(target, target.me_path, duration, 10, True)
+            return me, box["result"]
+
+        idle_me, idle_login = probes()
+        flood_env = target.login_env(
+            USERS[2:],
+            WRK_BAD_USERS=",".join(f"{n}:wrong password {n}" for n in ATTACKED),
+            WRK_VALID_EVERY="100",
+            WRK_XFF="bad",
+            WRK_DELAY_MS="100",
+        )
+        # 20 connections each pausing 100 ms between requests: at most 200 requests/s.
+        with background_wrk(
+            target.url, "login.lua", connections=20, threads=1, duration=duration + 4, env=flood_env
+        ) as box:
+            time.sleep(3)  # the throttle locks the attacked names during the first seconds
+            busy_me, busy_login = probes()
+        flood = box["result"]
+        burst = wrk(
+            target.url,
+            "login.lua",
+            connections=16,
+            threads=2,
+            duration=5,
+            env=target.login_env(USERS[2:]),
+        )
+    me_ratio = busy_me.p99_ms / idle_me.p99_ms
+    login_ratio = busy_login.p50_ms / idle_login.p50_ms
+    print(f"  flood: {flood.rate():.0f} login requests/s, statuses {flood.statuses}")
+    print(
+        f"  /auth/me p99: idle {idle_me.p99_ms:.1f} ms, flood {busy_me.p99_ms:.1f} ms"
+        f" = {me_ratio:.2f}x (goal <= 2)"
+    )
+    print(
+        f"  legitimate login p50: idle {idle_login.p50_ms:.0f} ms, flood "
+        f"{busy_login.p50_ms:.0f} ms = {login_ratio:.2f}x (goal <= 1.3); statuses "
+        f"{busy_login.statuses}"
+    )
+    print(
+        f"  burst of 16 concurrent logins for 5 s: statuses {burst.statuses}, "
+        f"p50 {burst.p50_ms:.0f} ms, p99 {burst.p99_ms:.0f} ms"
+    )
+    return {
+        "flood_rps": flood.rate(),
+        "flood_statuses": flood.statuses,
+        "me_p99_idle_ms": idle_me.p99_ms,
+        "me_p99_flood_ms": busy_me.p99_ms,
+        "me_ratio": me_ratio,
+        "login_p50_idle_ms": idle_login.p50_ms,
+        "login_p50_flood_ms": busy_login.p50_ms,
+        "login_ratio": login_ratio,
+        "legit_statuses": busy_login.statuses,
+        "burst_statuses": burst.statuses,
+        "burst_p50_ms": burst.p50_ms,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load")
+    parser.add_argument("--limit-seconds", type=float, default=4.0)
+    parser.add_argument("--targets", default="studio-auth,fastapi-users,django")
+    parser.add_argument("--skip-overload", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the figures here too")
+    args = parser.parse_args()
+    os.environ.setdefault("STUDIO_AUTH_ENV", "development")
+    ensure_wrk()
+    results: dict[str, Any] = {"cpus": os.cpu_count(), "targets": {}}
+    for name in args.targets.split(","):
+        with tempfile.TemporaryDirectory() as tmp, target_server(name, Path(tmp)) as target:
+            print(f"\n[{target.name}] {target.url}")
+            target.sign_in(USERS[0])
+            figures = {
+                "login": login_throughput(target, args.duration, args.limit_seconds),
+                "auth_vs_bare": auth_vs_bare(target, args.duration),
+                "bare_p99": bare_p99_under_logins(target, args.duration),
+            }
+            results["targets"][target.name] = figures
+    if not args.skip_overload:
+        print("\n[overload] studio-auth")
+        with tempfile.TemporaryDirectory() as tmp:
+            results["overload"] = overload(Path(tmp), args.duration)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
