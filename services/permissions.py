@@ -189,6 +189,7 @@ def _elevation_active(user: Mapping[str, Any], session: object) -> bool:
     return (
         _db_id(session.get("session_id")) is not None
         and _db_id(session.get("elevated_by")) is not None
+        and _db_id(user.get("id")) is not None
         and session.get("id") == user.get("id")
         and isinstance(until, datetime)
         and until > now()

@@ -174,6 +174,9 @@ def test_supervision_needs_the_sessions_own_approval(clock):
     assert not can(user, "clients.edit", session=naive)
     good = {"id": 10, "session_id": 1, "elevated_by": 99, "elevated_until": until}
     assert can(user, "clients.edit", session=good)
+    anonymous = {"username": "x", "role": "assistant"}
+    nobody = {"session_id": 1, "elevated_by": 99, "elevated_until": until}
+    assert not can(anonymous, "clients.edit", session=nobody)
     # An approval never extends to what the role is denied.
     assert not can(user, "staff.manage_users", session=good)
 
