@@ -7,6 +7,7 @@ import click
 from cli.artists import artists_group
 from cli.audit import audit_group
 from cli.db import db_group, init_command
+from cli.serve import serve_command
 from cli.sessions import sessions_group
 from cli.users import users_group
 
@@ -18,6 +19,7 @@ def main() -> None:
 
 main.add_command(db_group)
 main.add_command(init_command)
+main.add_command(serve_command)
 main.add_command(users_group)
 main.add_command(artists_group)
 main.add_command(sessions_group)

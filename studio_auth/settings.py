@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///studio_auth.db"
@@ -45,6 +47,34 @@ class Settings(BaseSettings):
     studio_name: str = Field(default="", max_length=200)
     # A studio's own permission policy (TOML, same format as services/policy.toml).
     policy_file: str | None = None
+
+    # The HTTP service. Password checks (bcrypt) run on at most ``password_workers``
+    # threads with at most ``password_queue`` more waiting; beyond that a request gets 503
+    # at once instead of piling up threads and memory.
+    password_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
+    password_queue: int = Field(default=4, ge=0, le=10_000)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Comma-separated addresses or networks whose X-Forwarded-For is believed.
+    trusted_proxies: str = Field(default="", max_length=4000)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        for item in value.split(","):
+            if item.strip():
+                try:
+                    ipaddress.ip_network(item.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(f"not an address or network: {item.strip()!r}") from None
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return tuple(
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in self.trusted_proxies.split(",")
+            if item.strip()
+        )
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:

@@ -1,0 +1,58 @@
+"""``studio-auth serve``: migrate, make the first admin if needed, then run the HTTP service."""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import db_session, handle_errors
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="TCP port."
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Worker processes (each with its own password-check pool).",
+)
+@handle_errors
+def serve_command(host: str, port: int, workers: int) -> None:
+    """Apply migrations and start the HTTP service on DATABASE_URL.
+
+    On an empty database, first creates an `admin` account with a random password,
+    printed here once; its first sign-in can only change that password.
+    """
+    import uvicorn
+
+    from data.db.session import SessionLocal
+    from data.migrations import upgrade
+    from services.bootstrap import FIRST_ADMIN, ensure_first_admin
+    from studio_auth.settings import get_settings
+
+    get_settings()  # refuse unsafe settings before anything starts
+    # Once, here, before the workers start: they would otherwise race to migrate.
+    upgrade(SessionLocal.kw["bind"])
+    with db_session() as db:
+        password = ensure_first_admin(db)
+    if password is not None:
+        click.echo(f"created the first admin account: {FIRST_ADMIN}")
+        click.echo(f"one-time password (shown once, must be changed at first sign-in): {password}")
+    click.echo(f"studio-auth listening on http://{host}:{port}", err=True)
+    uvicorn.run(
+        "web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        # Client addresses come from the socket; X-Forwarded-For is read by the app
+        # itself, from STUDIO_AUTH_TRUSTED_PROXIES only. Uvicorn's own handling would
+        # trust 127.0.0.1 by default.
+        proxy_headers=False,
+        forwarded_allow_ips="",
+        server_header=False,
+        log_level="info",
+    )

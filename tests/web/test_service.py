@@ -1,0 +1,229 @@
+"""Health, headers, body limit, client addresses and the password-check limiter."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine
+
+from data.db.session import make_engine
+from data.models import User
+from studio_auth.settings import Settings
+from tests.conftest import DEFAULT_PASSWORD
+from tests.web.conftest import Account, assert_problem
+from web.app import create_app
+from web.deps import forwarded_client
+from web.errors import Overloaded
+from web.limiter import PasswordLimiter
+
+
+def test_healthz_and_readyz(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready"}
+
+
+def test_readyz_is_503_when_migrations_are_not_current(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        with TestClient(create_app(Settings(), engine=engine)) as client:
+            assert client.get("/healthz").status_code == 200
+            response = client.get("/readyz")
+            assert_problem(response, 503, "not-ready")
+            assert response.headers["retry-after"]
+    finally:
+        engine.dispose()
+
+
+def test_security_headers_on_every_response(client: TestClient, assistant: Account) -> None:
+    for response in [
+        client.get("/healthz"),
+        client.get("/auth/me", headers=assistant.headers),
+        client.get("/auth/me"),
+        client.get("/no/such/route"),
+    ]:
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "default-src 'none'" in response.headers["content-security-policy"]
+
+
+def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
+    assert client.get("/no/such/route").status_code == 404
+    assert client.get("/no/such/route").headers["content-type"] == "application/problem+json"
+    assert client.get("/auth/login").status_code == 405
+
+
+def test_openapi_is_served_and_docs_pages_are_not(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert "/auth/login" in schema["paths"]
+    assert client.get("/docs").status_code == 404
+
+
+def test_body_over_the_limit_is_413(client: TestClient) -> None:
+    big = b'{"username": "ana", "password": "' + b"x" * 70_000 + b'"}'
+    response = client.post("/auth/login", content=big, headers={"content-type": "application/json"})
+    assert_problem(response, 413, "body-too-large")
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_chunked_body_over_the_limit_is_413(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"username": "ana", "password": "'
+        for _ in range(20):
+            yield b"x" * 4096
+        yield b'"}'
+
+    response = client.post(
+        "/auth/login", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert_problem(response, 413, "body-too-large")
+
+
+def test_body_under_the_limit_passes(client: TestClient, make_user: Callable[..., User]) -> None:
+    make_user("ana")
+    body = b'{"username": "ana", "password": "' + DEFAULT_PASSWORD.encode() + b'"}'
+    padded = body + b" " * 60_000
+    response = client.post(
+        "/auth/login", content=padded, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 200
+
+
+def test_limit_is_configurable(engine: Engine) -> None:
+    app = create_app(Settings(max_body_bytes=1024), engine=engine)
+    with TestClient(app) as client:
+        response = client.post("/auth/login", json={"username": "a" * 2000, "password": "x"})
+        assert_problem(response, 413, "body-too-large")
+
+
+# --- client address ------------------------------------------------------------------
+
+PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "expected"),
+    [
+        ("203.0.113.7", ["198.51.100.1"], "203.0.113.7"),  # untrusted peer: header ignored
+        ("10.0.0.2", ["198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.2", ["6.6.6.6, 198.51.100.1, 10.0.0.5"], "198.51.100.1"),
+        ("10.0.0.2", ["6.6.6.6", "198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.2", ["not-an-ip"], "10.0.0.2"),
+        ("10.0.0.2", [], "10.0.0.2"),
+        ("::1", ["2001:db8::1"], "2001:db8::1"),
+        (None, ["198.51.100.1"], None),
+    ],
+)
+def test_forwarded_for_is_honoured_only_from_trusted_proxies(
+    peer: str | None, forwarded: list[str], expected: str | None
+) -> None:
+    assert forwarded_client(peer, forwarded, PROXIES) == expected
+
+
+def test_forwarded_for_ignored_without_trusted_proxies() -> None:
+    assert forwarded_client("10.0.0.2", ["198.51.100.1"], []) == "10.0.0.2"
+
+
+def test_session_records_the_forwarded_client(
+    engine: Engine, make_user: Callable[..., User]
+) -> None:
+    make_user("ana")
+    app = create_app(Settings(trusted_proxies="10.0.0.0/8"), engine=engine)
+    with TestClient(app, client=("10.1.2.3", 4000)) as client:
+        login = client.post(
+            "/auth/login",
+            json={"username": "ana", "password": DEFAULT_PASSWORD},
+            headers={"X-Forwarded-For": "6.6.6.6, 198.51.100.9"},
+        )
+        token = login.json()["access_token"]
+        rows = client.get("/auth/sessions", headers={"Authorization": f"Bearer {token}"}).json()
+    assert rows[0]["client_ip"] == "198.51.100.9"
+
+    untrusted = create_app(Settings(), engine=engine)
+    with TestClient(untrusted, client=("203.0.113.7", 4000)) as client:
+        login = client.post(
+            "/auth/login",
+            json={"username": "ana", "password": DEFAULT_PASSWORD},
+            headers={"X-Forwarded-For": "198.51.100.9"},
+        )
+        token = login.json()["access_token"]
+        rows = client.get("/auth/sessions", headers={"Authorization": f"Bearer {token}"}).json()
+    assert {row["client_ip"] for row in rows} == {"198.51.100.9", "203.0.113.7"}
+
+
+def test_bad_trusted_proxies_setting_is_refused() -> None:
+    with pytest.raises(ValueError, match="not an address"):
+        Settings(trusted_proxies="10.0.0.0/8, example.com")
+
+
+# --- password-check limiter ------------------------------------------------------------
+
+
+def test_limiter_refuses_at_once_beyond_workers_plus_queue() -> None:
+    limiter = PasswordLimiter(workers=1, queue=1)
+    release = threading.Event()
+    try:
+        first = limiter.submit(release.wait)
+        second = limiter.submit(release.wait)  # queued
+        with pytest.raises(Overloaded):
+            limiter.submit(release.wait)
+        assert limiter.admitted == 2
+        release.set()
+        assert first.result(timeout=10) and second.result(timeout=10)
+        # Slots come back once the work is done.
+        assert asyncio.run(limiter.run(lambda: 42)) == 42
+    finally:
+        release.set()
+        limiter.shutdown()
+    assert limiter.admitted == 0
+
+
+def test_limiter_uses_several_threads_at_once() -> None:
+    limiter = PasswordLimiter(workers=2, queue=0)
+    barrier = threading.Barrier(2, timeout=10)
+    try:
+        # Both must be running at the same time for the barrier to open.
+        jobs = [limiter.submit(barrier.wait) for _ in range(2)]
+        assert sorted(job.result(timeout=10) for job in jobs) == [0, 1]
+    finally:
+        limiter.shutdown()
+
+
+def test_full_limiter_gives_503_to_logins_but_me_still_answers(
+    engine: Engine, make_user: Callable[..., User]
+) -> None:
+    make_user("ana")
+    app = create_app(Settings(password_workers=1, password_queue=0), engine=engine)
+    release = threading.Event()
+    with TestClient(app) as client:
+        token = client.post(
+            "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
+        ).json()["access_token"]
+        busy = app.state.limiter.submit(release.wait)
+        try:
+            response = client.post(
+                "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
+            )
+            assert_problem(response, 503, "overloaded")
+            assert response.headers["retry-after"] == "1"
+            changed = client.post(
+                "/auth/password",
+                json={"current_password": DEFAULT_PASSWORD, "new_password": "x" * 20},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert_problem(changed, 503, "overloaded")
+            me = client.get("/auth/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200
+        finally:
+            release.set()
+            busy.result(timeout=10)
+        again = client.post("/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD})
+        assert again.status_code == 200

@@ -1,0 +1,73 @@
+"""The FastAPI application factory. Nothing is built at import: ``create_app()`` makes the
+engine, the password-check pool and the app, so tests and each uvicorn worker build
+their own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from data.db.session import make_engine, make_sessionmaker
+from studio_auth.settings import Settings, get_settings
+from web.errors import install_error_handlers
+from web.limiter import PasswordLimiter
+from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from web.routers import audit, auth, health, users
+
+API_DESCRIPTION = """\
+Sign-in, sessions, permissions and account administration for a studio.
+
+Send the `access_token` from `POST /auth/login` as `Authorization: Bearer <token>`.
+Errors are RFC 9457 problem details (`application/problem+json`).
+"""
+
+
+def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
+    """A new application on ``engine`` (default: one made for ``settings.database_url``).
+
+    ``settings`` (default: the process settings) sets the web layer's knobs: body limit,
+    trusted proxies and the password-check pool. The services read the process settings.
+    An engine passed in belongs to the caller and is not disposed at shutdown.
+    """
+    settings = settings or get_settings()
+    owns_engine = engine is None
+    bound = engine if engine is not None else make_engine(settings.database_url)
+    limiter = PasswordLimiter(settings.password_workers, settings.password_queue)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            limiter.shutdown()
+            if owns_engine:
+                bound.dispose()
+
+    app = FastAPI(
+        title="studio-auth",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        # The API serves JSON only; the schema stays at /openapi.json. The interactive
+        # pages would need scripts from elsewhere and a looser content security policy.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = bound
+    app.state.sessionmaker = make_sessionmaker(bound)
+    app.state.limiter = limiter
+
+    install_error_handlers(app)
+    # Added last runs first: the headers wrap every response, including a 413.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)
+
+    app.include_router(auth.router)
+    app.include_router(users.router)
+    app.include_router(audit.router)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,149 @@
+"""Request dependencies: database sessions, the bearer token, the client address, the
+current session and permission checks."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator, Sequence
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session, sessionmaker
+
+from services import permissions, sessions
+from studio_auth.settings import Settings
+from web.errors import NotAuthenticated, PasswordChangeRequired
+from web.limiter import PasswordLimiter
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+SessionInfo = dict[str, Any]
+
+# Documents the scheme in OpenAPI; the header is parsed below. Tokens are read from the
+# Authorization header only, never from a query string, where they would end up in
+# access logs, browser history and Referer headers.
+_bearer = HTTPBearer(auto_error=False, description="The access_token from POST /auth/login")
+_MAX_FORWARDED_HOPS = 32
+
+
+def get_settings_of(request: Request) -> Settings:
+    settings = request.app.state.settings
+    assert isinstance(settings, Settings)
+    return settings
+
+
+def get_sessionmaker(request: Request) -> sessionmaker[Session]:
+    factory: sessionmaker[Session] = request.app.state.sessionmaker
+    return factory
+
+
+def get_limiter(request: Request) -> PasswordLimiter:
+    limiter = request.app.state.limiter
+    assert isinstance(limiter, PasswordLimiter)
+    return limiter
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """A database session for the request, closed (rolled back unless committed) after."""
+    with get_sessionmaker(request)() as db:
+        yield db
+
+
+def forwarded_client(
+    peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]
+) -> str | None:
+    """The client address: the socket peer, unless the peer is a trusted proxy, in which
+    case X-Forwarded-For is walked from the right past trusted proxies to the first
+    address they did not add themselves. Entries left of it are client-supplied and could
+    be forged, so they are never used."""
+    address = peer
+    if not trusted or peer is None:
+        return address
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",")]
+    for hop in reversed(hops[-_MAX_FORWARDED_HOPS:]):
+        if not _is_trusted(address, trusted):
+            break
+        try:
+            address = str(ipaddress.ip_address(hop))
+        except ValueError:
+            break  # garbage from the hop before; keep the last address we can vouch for
+    return address
+
+
+def _is_trusted(address: str | None, trusted: Sequence[Network]) -> bool:
+    if address is None:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def client_address(request: Request) -> str | None:
+    peer = request.client.host if request.client else None
+    trusted = get_settings_of(request).trusted_proxy_networks
+    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), trusted)
+
+
+def user_agent(request: Request) -> str | None:
+    return request.headers.get("user-agent")
+
+
+def bearer_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """The token of ``Authorization: Bearer <token>``; NotAuthenticated without one."""
+    if credentials is None or not credentials.credentials:
+        raise NotAuthenticated
+    return credentials.credentials
+
+
+def session_any_state(
+    request: Request, token: Annotated[str, Depends(bearer_token)]
+) -> SessionInfo:
+    """The live session of the bearer token (user dict plus session fields), even one
+    whose user must change their password.
+
+    Resolved on a short session of its own, so no connection is held afterwards.
+    Raises NotAuthenticated, or Unavailable (503) when the session store fails: an
+    outage never grants access.
+    """
+    with get_sessionmaker(request)() as db:
+        info = sessions.resolve_session(db, token)
+    if info is None:
+        raise NotAuthenticated
+    return info
+
+
+async def current_session(
+    info: Annotated[SessionInfo, Depends(session_any_state)],
+) -> SessionInfo:
+    """The live session, refused (403) while its user must change their password."""
+    if info.get("must_change_password"):
+        raise PasswordChangeRequired
+    return info
+
+
+def require_permission(action: str) -> Callable[..., SessionInfo]:
+    """A dependency that lets the request through only if the policy allows ``action`` to
+    the current session's user (a denial is audited by the permission service)."""
+
+    def check(
+        request: Request, info: Annotated[SessionInfo, Depends(current_session)]
+    ) -> SessionInfo:
+        with get_sessionmaker(request)() as db:
+            permissions.require(db, info, action, session=info)
+            db.commit()  # keeps an elevation_used record, if the action was supervised
+        return info
+
+    return check
+
+
+AnySession = Annotated[SessionInfo, Depends(session_any_state)]
+CurrentSession = Annotated[SessionInfo, Depends(current_session)]
+Db = Annotated[Session, Depends(get_db)]
+ClientAddress = Annotated[str | None, Depends(client_address)]
+UserAgent = Annotated[str | None, Depends(user_agent)]
+Limiter = Annotated[PasswordLimiter, Depends(get_limiter)]
+Sessions = Annotated[sessionmaker[Session], Depends(get_sessionmaker)]

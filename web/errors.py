@@ -1,0 +1,268 @@
+"""The one place where errors become HTTP responses: RFC 9457 problem details.
+
+Every response body says ``type`` (a stable URN per kind of problem), ``title``, ``status``
+and ``detail``; none ever contains a password, a token or a value the client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from services.errors import (
+    AuthError,
+    InvalidCredentials,
+    InvalidRequest,
+    NotFound,
+    PasswordRejected,
+    PermissionDenied,
+    Throttled,
+    Unavailable,
+    UserExists,
+)
+
+logger = logging.getLogger("studio_auth.web")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_BASE = "urn:studio-auth:problem:"
+# A database outage usually lasts longer than one retry; a full password-check queue
+# clears within about one bcrypt check.
+UNAVAILABLE_RETRY_AFTER = 5
+OVERLOADED_RETRY_AFTER = 1
+BEARER_CHALLENGE = 'Bearer realm="studio-auth"'
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object (documents the error responses)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+
+
+class NotAuthenticated(Exception):
+    """No bearer token, a malformed one, or one that names no live session."""
+
+
+class PasswordChangeRequired(Exception):
+    """The session's user must change their password before doing anything else."""
+
+
+class Overloaded(Exception):
+    """Every password-check worker is busy and the queue is full."""
+
+
+def problem_body(kind: str, title: str, status: int, detail: str, **extra: Any) -> dict[str, Any]:
+    body = {"type": PROBLEM_BASE + kind, "title": title, "status": status, "detail": detail}
+    return {**body, **extra}
+
+
+def problem(
+    kind: str,
+    title: str,
+    status: int,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(kind, title, status, detail, **extra),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def problem_bytes(kind: str, title: str, status: int, detail: str) -> bytes:
+    """A problem body for ASGI middleware that answers before the app runs."""
+    return json.dumps(problem_body(kind, title, status, detail)).encode()
+
+
+# One fixed body for every credential failure: unknown user, wrong password and inactive
+# account must be indistinguishable (the specification's enumeration warning).
+_INVALID_CREDENTIALS = problem_body(
+    "invalid-credentials", "Invalid credentials", 401, "invalid username or password"
+)
+
+
+def _invalid_credentials() -> JSONResponse:
+    return JSONResponse(
+        _INVALID_CREDENTIALS,
+        status_code=401,
+        headers={"WWW-Authenticate": BEARER_CHALLENGE},
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    return problem(
+        "unavailable",
+        "Service unavailable",
+        503,
+        detail,
+        headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)},
+    )
+
+
+def auth_error_response(exc: AuthError) -> JSONResponse:
+    """The response for one of the services' errors."""
+    if isinstance(exc, InvalidCredentials):
+        return _invalid_credentials()
+    if isinstance(exc, Throttled):
+        return problem(
+            "throttled",
+            "Too many attempts",
+            429,
+            f"too many failed attempts; retry after {exc.retry_after} s",
+            headers={"Retry-After": str(exc.retry_after)},
+            retry_after=exc.retry_after,
+        )
+    if isinstance(exc, PermissionDenied):
+        return problem(
+            "permission-denied",
+            "Permission denied",
+            403,
+            f"{exc.action}: {exc.reason}",
+            action=exc.action,
+        )
+    if isinstance(exc, PasswordRejected):
+        return problem(
+            "password-rejected",
+            "Password rejected",
+            422,
+            "the new password breaks the password policy",
+            reasons=exc.reasons,
+        )
+    if isinstance(exc, UserExists):
+        return problem("user-exists", "User exists", 409, "that username is taken")
+    if isinstance(exc, NotFound):
+        return problem("not-found", "Not found", 404, str(exc) or "not found")
+    if isinstance(exc, InvalidRequest):
+        return problem("invalid-request", "Invalid request", 422, str(exc))
+    if isinstance(exc, Unavailable):
+        # The service's own message names the failed store, never a value.
+        return _unavailable(str(exc) or "a store the decision depends on is unavailable")
+    logger.error("unmapped service error %s", type(exc).__name__)
+    return problem("internal", "Internal error", 500, "the request could not be completed")
+
+
+def _is_outage(exc: SQLAlchemyError) -> bool:
+    if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register every mapping on ``app``."""
+
+    async def on_auth_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, AuthError)
+        return auth_error_response(exc)
+
+    async def on_not_authenticated(_request: Request, _exc: Exception) -> JSONResponse:
+        return problem(
+            "unauthenticated",
+            "Not authenticated",
+            401,
+            "a valid bearer token is required",
+            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'},
+        )
+
+    async def on_password_change_required(_request: Request, _exc: Exception) -> JSONResponse:
+        return problem(
+            "password-change-required",
+            "Password change required",
+            403,
+            "change the password (POST /auth/password) before anything else",
+        )
+
+    async def on_overloaded(_request: Request, _exc: Exception) -> JSONResponse:
+        return problem(
+            "overloaded",
+            "Too busy",
+            503,
+            "every password check worker is busy; retry shortly",
+            headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
+        )
+
+    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        # FastAPI's default echoes the input (a password, in a login body): give only
+        # where the problem is and what is expected.
+        errors = [
+            {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg"))}
+            for error in exc.errors()
+        ]
+        return problem(
+            "validation-error",
+            "Invalid request body or parameters",
+            422,
+            "the request does not match the schema",
+            errors=errors,
+        )
+
+    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers) if exc.headers else None
+        return JSONResponse(
+            {"type": "about:blank", "title": str(exc.detail), "status": exc.status_code},
+            status_code=exc.status_code,
+            headers=headers,
+            media_type=PROBLEM_MEDIA_TYPE,
+        )
+
+    async def on_database_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, SQLAlchemyError)
+        if _is_outage(exc):
+            logger.warning("database unavailable: %s", type(exc).__name__)
+            return _unavailable("the database is unavailable")
+        logger.error("database error", exc_info=exc)
+        return problem("internal", "Internal error", 500, "the request could not be completed")
+
+    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        logger.error("unhandled error", exc_info=exc)
+        return problem("internal", "Internal error", 500, "the request could not be completed")
+
+    app.add_exception_handler(AuthError, on_auth_error)
+    app.add_exception_handler(NotAuthenticated, on_not_authenticated)
+    app.add_exception_handler(PasswordChangeRequired, on_password_change_required)
+    app.add_exception_handler(Overloaded, on_overloaded)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(SQLAlchemyError, on_database_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problem responses a route can give."""
+    described = {
+        401: "Not authenticated, or invalid credentials",
+        403: "Permission denied, or a password change is required first",
+        404: "Not found",
+        409: "Conflict",
+        413: "Request body too large",
+        422: "Invalid request",
+        429: "Throttled (see Retry-After)",
+        503: "Unavailable or overloaded (see Retry-After)",
+    }
+    return {
+        status: {
+            "model": Problem,
+            "description": described[status],
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in statuses
+    }

@@ -1,0 +1,67 @@
+"""The bounded pool that every bcrypt-running request goes through.
+
+bcrypt releases the GIL, so checks on separate threads use separate cores; but each one
+holds a thread, memory and a database connection for a quarter of a second. At most
+``workers`` run at once and at most ``queue`` more wait; a request beyond that is
+refused at once (``Overloaded``, answered 503 with Retry-After) instead of piling up.
+The pool is separate from the threads that serve token-only requests (``/auth/me``), so
+those never wait behind password checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from web.errors import Overloaded
+
+T = TypeVar("T")
+
+
+class PasswordLimiter:
+    """Runs blocking password work on ``workers`` threads with a queue of ``queue``."""
+
+    def __init__(self, workers: int, queue: int) -> None:
+        if workers < 1 or queue < 0:
+            raise ValueError("workers must be >= 1 and queue >= 0")
+        self.workers = workers
+        self.capacity = workers + queue
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="password")
+        self._lock = threading.Lock()
+        self._admitted = 0
+
+    @property
+    def admitted(self) -> int:
+        """Jobs running or waiting now."""
+        with self._lock:
+            return self._admitted
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        """Queue ``work`` or raise Overloaded at once when the pool and queue are full."""
+        with self._lock:
+            if self._admitted >= self.capacity:
+                raise Overloaded
+            self._admitted += 1
+        try:
+            future = self._executor.submit(work)
+        except BaseException:
+            self._release()
+            raise
+        # Released when the work ends, not when the caller stops waiting: a client that
+        # disconnects does not free a slot whose thread is still busy.
+        future.add_done_callback(lambda _done: self._release())
+        return future
+
+    async def run(self, work: Callable[[], T]) -> T:
+        """Run ``work`` in the pool and wait for it without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(work))
+
+    def _release(self) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

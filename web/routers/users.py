@@ -1,0 +1,167 @@
+"""/users: account administration (the ``staff.manage_users`` permission)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, status
+
+from data.models import User
+from services import sessions, throttle, users
+from services.errors import InvalidRequest, NotFound
+from web.deps import Db, Limiter, SessionInfo, Sessions, require_permission
+from web.errors import problem_responses
+from web.schemas import (
+    DB_ID_MAX,
+    PasswordResetRequest,
+    RevokedResponse,
+    UnlockResponse,
+    UserCreateRequest,
+    UserDetail,
+    UserUpdateRequest,
+)
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+Admin = Annotated[SessionInfo, Depends(require_permission("staff.manage_users"))]
+UserId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
+
+
+def detail(user: User) -> UserDetail:
+    return UserDetail(
+        id=user.id,
+        username=user.username,
+        role=user.role.value,
+        artist_id=user.artist_id,
+        must_change_password=user.must_change_password,
+        is_active=user.is_active,
+        last_login=user.last_login,
+        created_at=user.created_at,
+        password_changed_at=user.password_changed_at,
+    )
+
+
+def _existing(db: Any, user_id: int) -> User:
+    user = users.get_user(db, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    return user
+
+
+@router.get(
+    "",
+    response_model=list[UserDetail],
+    responses=problem_responses(401, 403, 503),
+    summary="Every account, active or not",
+)
+def list_users(_admin: Admin, db: Db) -> list[UserDetail]:
+    return [detail(user) for user in users.list_users(db)]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserDetail,
+    responses=problem_responses(401, 403, 404, 409, 413, 422, 503),
+    summary="Create an account",
+)
+async def create_user(
+    body: UserCreateRequest, admin: Admin, limiter: Limiter, factory: Sessions
+) -> UserDetail:
+    password = body.password.get_secret_value()
+
+    def work() -> UserDetail:
+        with factory() as db:
+            user = users.create_user(
+                db, body.username, password, body.role, artist_id=body.artist_id, actor=admin
+            )
+            db.commit()
+            return detail(user)
+
+    return await limiter.run(work)
+
+
+@router.get(
+    "/{user_id}",
+    response_model=UserDetail,
+    responses=problem_responses(401, 403, 404, 503),
+    summary="One account",
+)
+def get_user(user_id: UserId, _admin: Admin, db: Db) -> UserDetail:
+    return detail(_existing(db, user_id))
+
+
+@router.patch(
+    "/{user_id}",
+    response_model=UserDetail,
+    responses=problem_responses(401, 403, 404, 413, 422, 503),
+    summary="Change role, artist link or activation; the user's sessions end",
+)
+def update_user(user_id: UserId, body: UserUpdateRequest, admin: Admin, db: Db) -> UserDetail:
+    given = body.model_fields_set
+    changes: dict[str, Any] = {}
+    for name in ("role", "is_active"):
+        if name in given:
+            value = getattr(body, name)
+            if value is None:
+                raise InvalidRequest(f"{name} cannot be null")
+            changes[name] = value
+    if "artist_id" in given:
+        changes["artist_id"] = body.artist_id
+    user = users.update_user(db, user_id, actor=admin, **changes)
+    db.commit()
+    return detail(user)
+
+
+@router.post(
+    "/{user_id}/password",
+    response_model=UserDetail,
+    responses=problem_responses(401, 403, 404, 413, 422, 503),
+    summary="Set a user's password; all their sessions end",
+)
+async def reset_password(
+    user_id: UserId,
+    body: PasswordResetRequest,
+    admin: Admin,
+    limiter: Limiter,
+    factory: Sessions,
+) -> UserDetail:
+    password = body.new_password.get_secret_value()
+
+    def work() -> UserDetail:
+        with factory() as db:
+            user = users.reset_password(
+                db, user_id, password, must_change=body.must_change_password, actor=admin
+            )
+            db.commit()
+            return detail(user)
+
+    return await limiter.run(work)
+
+
+@router.post(
+    "/{user_id}/sessions/revoke",
+    response_model=RevokedResponse,
+    responses=problem_responses(401, 403, 404, 503),
+    summary="End every session of a user",
+)
+def revoke_sessions(user_id: UserId, admin: Admin, db: Db) -> RevokedResponse:
+    user = _existing(db, user_id)
+    count = sessions.revoke_user_sessions(
+        db, user.id, reason="revoked_by_admin", actor_id=admin["id"]
+    )
+    db.commit()
+    return RevokedResponse(revoked=count)
+
+
+@router.post(
+    "/{user_id}/unlock",
+    response_model=UnlockResponse,
+    responses=problem_responses(401, 403, 404, 503),
+    summary="Clear a user's failed sign-in count and lock",
+)
+def unlock(user_id: UserId, admin: Admin, db: Db) -> UnlockResponse:
+    user = _existing(db, user_id)
+    cleared = throttle.unlock(db, user.username, actor_id=admin["id"])
+    db.commit()
+    return UnlockResponse(unlocked=cleared)

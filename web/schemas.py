@@ -1,0 +1,145 @@
+"""Request and response bodies. Passwords are ``SecretStr``: never in a repr, a log line
+or a validation error."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+RoleName = Literal["admin", "assistant", "artist"]
+# The id range of the schema's INTEGER keys.
+DB_ID_MAX = 2**31 - 1
+# Longer than any username or password the services accept, so that the services, not
+# the schema, decide (and a too-long password at login is the same 401 as a wrong one).
+NAME_MAX = 1024
+PASSWORD_MAX = 8192
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+
+class LoginRequest(_Request):
+    username: str = Field(max_length=NAME_MAX)
+    password: SecretStr = Field(max_length=PASSWORD_MAX)
+
+
+class PasswordChangeRequest(_Request):
+    current_password: SecretStr = Field(max_length=PASSWORD_MAX)
+    new_password: SecretStr = Field(max_length=PASSWORD_MAX)
+
+
+class ElevateRequest(_Request):
+    """The approving admin's credentials, typed on the assistant's device."""
+
+    username: str = Field(max_length=NAME_MAX)
+    password: SecretStr = Field(max_length=PASSWORD_MAX)
+    minutes: int | None = Field(default=None, ge=1, le=30)
+
+
+class UserCreateRequest(_Request):
+    username: str = Field(max_length=NAME_MAX)
+    password: SecretStr = Field(max_length=PASSWORD_MAX)
+    role: RoleName
+    artist_id: int | None = Field(default=None, ge=1, le=DB_ID_MAX)
+
+
+class UserUpdateRequest(_Request):
+    """Any of the fields; a field left out is unchanged."""
+
+    role: RoleName | None = None
+    artist_id: int | None = Field(default=None, ge=1, le=DB_ID_MAX)
+    is_active: bool | None = None
+
+
+class PasswordResetRequest(_Request):
+    new_password: SecretStr = Field(max_length=PASSWORD_MAX)
+    must_change_password: bool = True
+
+
+class UserOut(BaseModel):
+    """The user as ``authenticate()`` describes it."""
+
+    id: int
+    username: str
+    role: RoleName
+    artist_id: int | None
+    must_change_password: bool = False
+
+
+class UserDetail(UserOut):
+    """An account as administrators see it."""
+
+    is_active: bool
+    last_login: datetime | None
+    created_at: datetime
+    password_changed_at: datetime
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105  (the scheme's name, not a secret)
+    expires_at: datetime
+    user: UserOut
+
+
+class SessionOut(BaseModel):
+    id: int
+    expires_at: datetime
+    idle_expires_at: datetime
+    elevated_by: int | None
+    elevated_until: datetime | None
+
+
+class MeResponse(BaseModel):
+    user: UserOut
+    session: SessionOut
+
+
+class SessionListItem(BaseModel):
+    id: int
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
+    client_ip: str | None
+    user_agent: str | None
+    elevated_until: datetime | None
+    current: bool
+
+
+class PermissionsResponse(BaseModel):
+    role: RoleName
+    permissions: dict[str, Literal["allow", "own", "supervised"]]
+    elevated_until: datetime | None
+
+
+class ElevationResponse(BaseModel):
+    session_id: int
+    elevated_until: datetime
+
+
+class RevokedResponse(BaseModel):
+    revoked: int
+
+
+class UnlockResponse(BaseModel):
+    unlocked: bool
+
+
+class AuditEventOut(BaseModel):
+    id: int
+    at: datetime
+    event: str
+    outcome: str
+    user_id: int | None
+    actor_id: int | None
+    username: str | None
+    client_ip: str | None
+    session_id: int | None
+    detail: dict[str, Any]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok", "ready"]
