@@ -14,7 +14,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from data.db.session import make_engine, make_sessionmaker
-from data.models import AuditEvent, Artist, ThrottleCounter
+from data.models import Artist, AuditEvent, ThrottleCounter
 from services import throttle
 from services.auth import authenticate, check_credentials
 from services.errors import InvalidCredentials, Throttled, Unavailable
@@ -316,9 +316,8 @@ def test_fifty_parallel_wrong_passwords_are_counted_exactly_and_bounded(
     with fresh(engine) as s:
         outcomes = s.scalars(select(AuditEvent.outcome).where(AuditEvent.event == "login")).all()
     assert sorted(outcomes) == ["failure"] * free + ["throttled"] * (50 - free)
-    with fresh(engine) as s:
-        with pytest.raises(Throttled):
-            check_credentials(s, "alice", PASSWORD)
+    with fresh(engine) as s, pytest.raises(Throttled):
+        check_credentials(s, "alice", PASSWORD)
 
 
 def test_parallel_correct_passwords_after_the_allowance_all_wait(
