@@ -14,6 +14,7 @@ import argparse
 import os
 import statistics
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,22 +30,28 @@ def main() -> int:
     os.environ["STUDIO_AUTH_BCRYPT_ROUNDS"] = str(args.cost)
     os.environ.setdefault("STUDIO_AUTH_ENV", "development")
     # The bcrypt paths are measured with the per-name throttle out of the way; the
-    # throttled path has its own script (bench/throttle.py).
+    # throttled path uses a name whose counter row is locked for a day.
     os.environ["STUDIO_AUTH_THROTTLE_FREE_FAILURES"] = "1000"
     os.environ["STUDIO_AUTH_THROTTLE_IP_MAX_FAILURES"] = "1000000"
+
+    import logging
 
     import bcrypt
     from _common import bench_engines, summary, timed
 
     from data.db.session import make_sessionmaker
-    from data.models import Role, User
+    from data.models import Role, ThrottleCounter, User
     from services import passwords
     from services.auth import authenticate
+    from services.throttle import user_key
+    from studio_auth.clock import now
 
+    # Audit lines are still built (their cost is measured) but not printed.
+    logging.getLogger("studio_auth").addHandler(logging.NullHandler())
     stored = passwords.hash_password(PASSWORD).encode()
     passwords.dummy_hash()  # built once per process, as in a running service
     print(f"bcrypt cost {args.cost}, {args.rounds} interleaved rounds, times in ms")
-    worst = 0.0
+    worst = throttled = 0.0
     with bench_engines() as engines:
         for backend, engine in engines:
             factory = make_sessionmaker(engine)
@@ -58,12 +65,24 @@ def main() -> int:
                         is_active=False,
                     )
                 )
+                db.add(User(username="locked", password_hash=stored.decode(), role=Role.ADMIN))
+                at = now()
+                db.add(
+                    ThrottleCounter(
+                        key=user_key("locked"),
+                        failures=1000,
+                        window_start=at,
+                        last_failure_at=at,
+                        blocked_until=at + timedelta(days=1),
+                    )
+                )
                 db.commit()
             paths = {
                 "success": ("alice", PASSWORD),
                 "wrong password": ("alice", PASSWORD + "!"),
                 "unknown user": ("nobody", PASSWORD),
                 "inactive user": ("gone", PASSWORD),
+                "throttled": ("locked", PASSWORD),
             }
             samples: dict[str, list[float]] = {"raw checkpw": [], **{k: [] for k in paths}}
 
@@ -83,10 +102,13 @@ def main() -> int:
             print(f"\n[{backend}]")
             for name, values in samples.items():
                 ratio = statistics.median(values) / raw
-                if name != "raw checkpw":
+                if name == "throttled":
+                    throttled = max(throttled, ratio)
+                elif name != "raw checkpw":
                     worst = max(worst, ratio)
                 print(f"  {name:15s} {summary(values, 1000)}   ratio {ratio:6.3f}")
-    print(f"\nworst ratio over all paths: {worst:.3f} (goal <= 1.02)")
+    print(f"\nworst ratio over the bcrypt paths: {worst:.3f} (goal <= 1.02)")
+    print(f"throttled path: {throttled:.4f} of one check (goal < 0.01)")
     return 0
 
 
