@@ -1,0 +1,222 @@
+#!/usr/bin/env python3
+"""Every bench script in one command, and the summary table for docs/performance.md.
+
+    TEST_DATABASE_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \\
+        python bench/run_all.py [--quick] [--out DIR (default: /tmp/studio-auth-bench)]
+
+Runs, one after the other (never in parallel: the figures are ratios taken on a quiet
+machine): authenticate.py, peers.py authenticate (Django), sessions.py, throttle.py,
+http_load.py (studio-auth, FastAPI-Users, Django, overload) and scale.py. Each script's
+full output goes to <out>/<script>.txt; the table is printed at the end and written to
+<out>/summary.md. --quick shortens every load (a smoke run; its numbers are not figures).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+PY = sys.executable
+
+
+def run(name: str, argv: list[str], out: Path, env: dict[str, str]) -> str:
+    print(f"== {name}: {' '.join(argv)}", flush=True)
+    start = time.monotonic()
+    proc = subprocess.run(
+        [PY, *argv], cwd=BENCH.parent, env=env, capture_output=True, text=True, timeout=3600
+    )
+    text = proc.stdout + (f"\n[stderr]\n{proc.stderr}" if proc.returncode else "")
+    (out / f"{name}.txt").write_text(text)
+    print(text.rstrip())
+    print(f"== {name}: exit {proc.returncode} in {time.monotonic() - start:.0f} s\n", flush=True)
+    return proc.stdout
+
+
+def grab(pattern: str, text: str) -> float | None:
+    found = re.findall(pattern, text)
+    return float(found[-1]) if found else None
+
+
+def worst_ratio(text: str, skip: tuple[str, ...] = ("raw checkpw", "throttled")) -> float | None:
+    ratios = [
+        float(m.group(2))
+        for m in re.finditer(r"^\s+(\w[\w ]*?)\s+min .* ratio\s+([\d.]+)$", text, re.M)
+        if m.group(1) not in skip
+    ]
+    return max(ratios) if ratios else None
+
+
+def pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def num(value: float | None, fmt: str = "{:.3f}") -> str:
+    return "–" if value is None else fmt.format(value)
+
+
+def table(fig: dict[str, Any]) -> str:
+    http = fig.get("http", {})
+    targets = http.get("targets", {})
+    names = ["studio-auth", "FastAPI-Users", next((n for n in targets if "Django" in n), "Django")]
+
+    def per(getter: Any) -> list[str]:
+        cells = []
+        for name in names:
+            try:
+                cells.append(getter(targets[name]))
+            except (KeyError, TypeError):
+                cells.append("–")
+        return cells
+
+    rows: list[list[str]] = []
+    rows.append(
+        [
+            "1. authenticate() ÷ bcrypt.checkpw, worst bcrypt path (SQLite, PostgreSQL)",
+            num(fig.get("auth_worst")),
+            "– (async only)",
+            num(fig.get("django_worst")),
+            "1.000",
+        ]
+    )
+    rows.append(
+        [
+            "1. throttled attempt ÷ one check",
+            num(fig.get("auth_throttled"), "{:.4f}"),
+            "no throttle",
+            "no throttle",
+            "–",
+        ]
+    )
+    for conns in ("1", "2", "4"):
+        limit = [t["login"][conns]["limit_per_s"] for t in targets.values() if "login" in t]
+        rows.append(
+            [
+                f"2. logins/s at concurrency {conns}, ÷ raw bcrypt limit "
+                f"({'1 thread' if conns == '1' else '2 threads'})",
+                *per(
+                    lambda t, c=conns: (
+                        f"{t['login'][c]['logins_per_s']:.2f}/s = {t['login'][c]['fraction']:.0%}"
+                    )
+                ),
+                " / ".join(f"{v:.2f}" for v in limit) + " /s",
+            ]
+        )
+    rows.append(
+        [
+            "3. authenticated GET ÷ bare endpoint, req/s",
+            *per(
+                lambda t: (
+                    f"{t['auth_vs_bare']['auth_rps']:.0f} ÷ {t['auth_vs_bare']['bare_rps']:.0f}"
+                    f" = {t['auth_vs_bare']['fraction']:.0%}"
+                )
+            ),
+            "100 %",
+        ]
+    )
+    rows.append(
+        [
+            "3. bare endpoint p99 while logins run at concurrency 2 (idle p99)",
+            *per(
+                lambda t: (
+                    f"{t['bare_p99']['busy_p99_ms']:.1f} ms ({t['bare_p99']['idle_p99_ms']:.1f})"
+                )
+            ),
+            "–",
+        ]
+    )
+    over = http.get("overload")
+    if over:
+        rows.append(
+            [
+                f"Overload: /auth/me p99 under a {over['flood_rps']:.0f} req/s login flood ÷ idle",
+                f"{over['me_p99_flood_ms']:.1f} ÷ {over['me_p99_idle_ms']:.1f} ms = "
+                f"{over['me_ratio']:.2f}x",
+                "–",
+                "–",
+                "1x",
+            ]
+        )
+        rows.append(
+            [
+                "Overload: legitimate login p50 under the flood ÷ idle",
+                f"{over['login_p50_flood_ms']:.0f} ÷ {over['login_p50_idle_ms']:.0f} ms = "
+                f"{over['login_ratio']:.2f}x",
+                "–",
+                "–",
+                "1x",
+            ]
+        )
+    rows.append(
+        [
+            "5. lookup and resolve at 1 M rows ÷ at 1 000 (PostgreSQL), worst",
+            num(fig.get("scale_worst")),
+            "–",
+            "–",
+            "1.000",
+        ]
+    )
+    head = ["figure", "studio-auth", "FastAPI-Users", names[2], "physical limit"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--out", type=Path, default=Path(tempfile.gettempdir()) / "studio-auth-bench"
+    )
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    pg = env.get("BENCH_DATABASE_URL") or env.get("TEST_DATABASE_URL")
+    rounds = ["--rounds", "3"] if args.quick else ["--rounds", "15"]
+    fig: dict[str, Any] = {}
+
+    text = run("authenticate", ["bench/authenticate.py", *rounds], args.out, env)
+    fig["auth_worst"] = grab(r"worst ratio over the bcrypt paths: ([\d.]+)", text)
+    fig["auth_throttled"] = grab(r"throttled path: ([\d.]+)", text)
+    text = run("django_authenticate", ["bench/peers.py", "authenticate", *rounds], args.out, env)
+    fig["django_worst"] = worst_ratio(text)
+    run(
+        "sessions", ["bench/sessions.py", *(["--budget", "2"] if args.quick else [])], args.out, env
+    )
+    throttle_env = dict(env)
+    if pg:
+        from sqlalchemy import make_url
+
+        # bench/throttle.py works inside the database it is given: the bench database,
+        # which bench/authenticate.py has just created and migrated.
+        bench_db = make_url(pg).set(database="studio_auth_bench")
+        throttle_env["BENCH_DATABASE_URL"] = bench_db.render_as_string(hide_password=False)
+    run("throttle", ["bench/throttle.py", *rounds], args.out, throttle_env)
+    http_json = args.out / "http.json"
+    quick_http = ["--duration", "3", "--limit-seconds", "1"] if args.quick else []
+    run("http", ["bench/http_load.py", *quick_http, "--json", str(http_json)], args.out, env)
+    if http_json.exists():
+        fig["http"] = json.loads(http_json.read_text())
+    if pg:
+        quick_scale = ["--big", "20000", "--budget", "3"] if args.quick else []
+        text = run("scale", ["bench/scale.py", *quick_scale], args.out, env)
+        fig["scale_worst"] = grab(r"worst ratio: ([\d.]+)", text)
+    summary = table(fig)
+    (args.out / "summary.md").write_text(summary + "\n")
+    (args.out / "figures.json").write_text(json.dumps(fig, indent=2))
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
