@@ -29,7 +29,7 @@ class PasswordLimiter:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.workers = workers
         self.capacity = workers + queue
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="password")
+        self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._admitted = 0
 
@@ -45,8 +45,15 @@ class PasswordLimiter:
             if self._admitted >= self.capacity:
                 raise Overloaded
             self._admitted += 1
+            # Threads start on first use and after a shutdown (an app can be started
+            # again, as test clients do).
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.workers, thread_name_prefix="password"
+                )
+            executor = self._executor
         try:
-            future = self._executor.submit(work)
+            future = executor.submit(work)
         except BaseException:
             self._release()
             raise
@@ -64,4 +71,8 @@ class PasswordLimiter:
             self._admitted -= 1
 
     def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the threads after the running work; queued work is cancelled."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
