@@ -148,8 +148,12 @@ def table(fig: dict[str, Any]) -> str:
         rows.append(
             [
                 "Overload: legitimate login p50 under the flood ÷ idle",
-                f"{over['login_p50_flood_ms']:.0f} ÷ {over['login_p50_idle_ms']:.0f} ms = "
-                f"{over['login_ratio']:.2f}x",
+                (
+                    f"{over['login_p50_flood_ms']:.0f} ÷ {over['login_p50_idle_ms']:.0f} ms = "
+                    f"{over['login_ratio']:.2f}x"
+                    if over["login_ratio"] is not None
+                    else f"not measurable: legitimate sign-ins answered {over['legit_statuses']}"
+                ),
                 "–",
                 "–",
                 "1x",
