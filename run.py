@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 import urllib.request
 import venv
 from pathlib import Path
@@ -38,12 +39,14 @@ def _run(*args: str | Path) -> None:
 
 def _bootstrap_pip() -> None:
     """Install pip into a venv made without it, from the wheel PyPI lists for pip."""
-    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as response:
+    index = "https://pypi.org/pypi/pip/json"
+    with urllib.request.urlopen(index, timeout=60) as response:
         info = json.load(response)
     wheel = next(u for u in info["urls"] if u["packagetype"] == "bdist_wheel")
+    url = urllib.parse.urljoin(index, wheel["url"])  # mirrors may answer relative links
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / wheel["filename"]
-        with urllib.request.urlopen(wheel["url"], timeout=120) as response:
+        with urllib.request.urlopen(url, timeout=120) as response:
             data = response.read()
         if hashlib.sha256(data).hexdigest() != wheel["digests"]["sha256"]:
             raise SystemExit("pip wheel failed its sha256 check")
