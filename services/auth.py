@@ -61,6 +61,35 @@ def user_info(user: User) -> UserInfo:
     }
 
 
+def begin_attempt(
+    db: Session,
+    username: object,
+    *,
+    ip: str | None = None,
+    user_agent: str | None = None,
+) -> throttle.Attempt:
+    """Count a sign-in attempt before any password work, and decide whether it may run.
+
+    Raises ``Throttled(retry_after)`` (audited) when the name or the address has failed
+    too often, and ``Unavailable`` when the throttle store fails. Callers that queue
+    password checks (the HTTP service) call this first, so throttled attempts never take
+    a place in the queue; everyone else lets ``check_credentials`` call it.
+    """
+    # Counted before the name is looked up, so known and unknown names take the same path,
+    # and before bcrypt, so parallel guesses cannot all slip in ahead of the count.
+    attempt = throttle.reserve(db, username, ip=ip)
+    if not attempt.allowed:
+        detail: dict[str, Any] = {
+            "retry_after": attempt.retry_after,
+            "limited_by": attempt.limited_by,
+        }
+        if user_agent:
+            detail["user_agent"] = user_agent
+        _record_durably(db, "throttled", None, username, ip, detail)
+        raise Throttled(attempt.retry_after)
+    return attempt
+
+
 def check_credentials(
     db: Session,
     username: str,
@@ -68,6 +97,7 @@ def check_credentials(
     *,
     ip: str | None = None,
     user_agent: str | None = None,
+    attempt: throttle.Attempt | None = None,
 ) -> UserInfo:
     """Authenticate or raise.
 
@@ -77,16 +107,13 @@ def check_credentials(
     is then refused, never run unthrottled. The attempt is counted, and a failure
     recorded, in transactions of their own. On success ``last_login`` is set (and an
     outdated hash upgraded) in the caller's transaction, flushed but not committed.
+    ``attempt`` is the result of an earlier ``begin_attempt`` for the same name and
+    address; without it the attempt is counted here.
     """
     had_transaction = db.in_transaction()
-    # Counted before the name is looked up, so known and unknown names take the same path,
-    # and before bcrypt, so parallel guesses cannot all slip in ahead of the count.
-    attempt = throttle.reserve(db, username, ip=ip)
+    if attempt is None:
+        attempt = begin_attempt(db, username, ip=ip, user_agent=user_agent)
     agent = {"user_agent": user_agent} if user_agent else {}
-    if not attempt.allowed:
-        detail = {"retry_after": attempt.retry_after, "limited_by": attempt.limited_by}
-        _record_durably(db, "throttled", None, username, ip, {**detail, **agent})
-        raise Throttled(attempt.retry_after)
     try:
         candidates = passwords.password_candidates(password)
     except (TypeError, ValueError):

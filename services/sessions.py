@@ -37,6 +37,7 @@ from services.auth import (
 )
 from services.durable import write_durably
 from services.errors import NotFound, Unavailable
+from services.throttle import Attempt
 from studio_auth.clock import now
 from studio_auth.settings import get_settings
 
@@ -426,13 +427,15 @@ def login(
     *,
     ip: str | None = None,
     user_agent: str | None = None,
+    attempt: Attempt | None = None,
 ) -> LoginResult:
     """Authenticate, issue a session and commit: the one-call sign-in.
 
     Raises what ``check_credentials`` raises (``InvalidCredentials``, ``Throttled``,
     ``Unavailable``); nothing is committed then except the durable failure records.
+    ``attempt`` comes from an earlier ``begin_attempt`` (see ``check_credentials``).
     """
-    user = check_credentials(db, username, password, ip=ip, user_agent=user_agent)
+    user = check_credentials(db, username, password, ip=ip, user_agent=user_agent, attempt=attempt)
     issued = issue_session(db, user["id"], ip=ip, user_agent=user_agent)
     db.commit()
     return LoginResult(

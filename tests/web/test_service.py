@@ -7,6 +7,7 @@ import ipaddress
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -227,3 +228,60 @@ def test_full_limiter_gives_503_to_logins_but_me_still_answers(
             busy.result(timeout=10)
         again = client.post("/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD})
         assert again.status_code == 200
+
+
+def test_throttled_logins_never_enter_the_password_pool(
+    engine: Engine,
+    make_user: Callable[..., User],
+    settings_env: Callable[..., None],
+    clock: object,
+    checkpw_counter: Any,
+) -> None:
+    settings_env(throttle_free_failures=1, throttle_base_delay_seconds=60)
+    make_user("ana")
+    app = create_app(Settings(password_workers=1, password_queue=0), engine=engine)
+    with TestClient(app) as client:
+        wrong = {"username": "ana", "password": "not the password"}
+        assert client.post("/auth/login", json=wrong).status_code == 401
+        limiter = app.state.limiter
+        submitted: list[object] = []
+        original = limiter.submit
+
+        def spy(work: Any) -> Any:
+            submitted.append(work)
+            return original(work)
+
+        limiter.submit = spy
+        checkpw_counter.calls = 0
+        for _ in range(5):
+            assert_problem(client.post("/auth/login", json=wrong), 429, "throttled")
+        assert submitted == []
+        assert checkpw_counter.calls == 0
+
+
+def test_a_full_pool_refuses_before_the_attempt_is_counted(
+    engine: Engine, make_user: Callable[..., User], db: Any
+) -> None:
+    from data.models import ThrottleCounter
+
+    make_user("ana")
+    app = create_app(Settings(password_workers=1, password_queue=0), engine=engine)
+    release = threading.Event()
+    with TestClient(app) as client:
+        busy = app.state.limiter.submit(release.wait)
+        try:
+            for _ in range(10):
+                response = client.post(
+                    "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
+                )
+                assert_problem(response, 503, "overloaded")
+        finally:
+            release.set()
+            busy.result(timeout=10)
+        assert db.query(ThrottleCounter).count() == 0
+        assert (
+            client.post(
+                "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
+            ).status_code
+            == 200
+        )

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from data.models import User
 from services import permissions, sessions, users
-from services.auth import user_info
+from services.auth import begin_attempt, user_info
 from services.errors import NotFound
+from services.throttle import Attempt
 from web.deps import (
     AnySession,
     ClientAddress,
@@ -59,9 +61,20 @@ async def login(
 ) -> TokenResponse:
     username, password = body.username, body.password.get_secret_value()
 
+    def admit() -> Attempt:
+        with factory() as db:
+            return begin_attempt(db, username, ip=ip, user_agent=agent)
+
+    # A full pool refuses before anything is counted, so a 503 never costs the user an
+    # attempt (a race with another request can still end in 503 after counting). Then
+    # the throttle decides, off the password pool: a flood of throttled attempts costs
+    # no bcrypt and takes no place that a legitimate sign-in could have had.
+    limiter.check_capacity()
+    attempt = await run_in_threadpool(admit)
+
     def work() -> sessions.LoginResult:
         with factory() as db:
-            return sessions.login(db, username, password, ip=ip, user_agent=agent)
+            return sessions.login(db, username, password, ip=ip, user_agent=agent, attempt=attempt)
 
     result = await limiter.run(work)
     return _token_response(result.token, result.expires_at, result.user)
