@@ -77,15 +77,8 @@ def begin_attempt(
     """
     # Counted before the name is looked up, so known and unknown names take the same path,
     # and before bcrypt, so parallel guesses cannot all slip in ahead of the count.
-    attempt = throttle.reserve(db, username, ip=ip)
+    attempt = throttle.reserve(db, username, ip=ip, user_agent=user_agent)
     if not attempt.allowed:
-        detail: dict[str, Any] = {
-            "retry_after": attempt.retry_after,
-            "limited_by": attempt.limited_by,
-        }
-        if user_agent:
-            detail["user_agent"] = user_agent
-        _record_durably(db, "throttled", None, username, ip, detail)
         raise Throttled(attempt.retry_after)
     return attempt
 

@@ -151,7 +151,22 @@ def _count_user(db: Session, key: str, at: datetime) -> tuple[int, datetime | No
     return int(row[0]), row[1], row[2]
 
 
-def _reserve(session: Session, username: object, ip: str | None) -> Attempt:
+def _reserve(session: Session, username: object, ip: str | None, user_agent: str | None) -> Attempt:
+    attempt = _decide(session, username, ip)
+    if not attempt.allowed:
+        # Recorded in the transaction that counted it: one commit per refused attempt,
+        # which is what a flood of them costs the database.
+        detail: dict[str, Any] = {
+            "retry_after": attempt.retry_after,
+            "limited_by": attempt.limited_by,
+        }
+        if user_agent:
+            detail["user_agent"] = user_agent
+        record(session, "login", "throttled", username=username, ip=ip, detail=detail)
+    return attempt
+
+
+def _decide(session: Session, username: object, ip: str | None) -> Attempt:
     settings = get_settings()
     at = now()
     u_key = user_key(username)
@@ -182,16 +197,19 @@ def _reserve(session: Session, username: object, ip: str | None) -> Attempt:
     return Attempt(u_key, a_key, window_start, True)
 
 
-def reserve(db: Session, username: object, *, ip: str | None = None) -> Attempt:
+def reserve(
+    db: Session, username: object, *, ip: str | None = None, user_agent: str | None = None
+) -> Attempt:
     """Count an attempt for ``username`` (and ``ip``) before any password is checked.
 
-    Committed in a transaction of its own whatever the caller does with ``db``. Returns
-    whether the attempt may go on to check the password. Raises ``Unavailable`` if the
+    Committed in a transaction of its own whatever the caller does with ``db``, with a
+    ``login``/``throttled`` audit event when the attempt is refused. Returns whether the
+    attempt may go on to check the password. Raises ``Unavailable`` if the
     counters cannot be written: without them there is no protection, so sign-in is
     refused rather than run unthrottled.
     """
     try:
-        return write_durably(db, lambda session: _reserve(session, username, ip))
+        return write_durably(db, lambda session: _reserve(session, username, ip, user_agent))
     except SQLAlchemyError as exc:
         raise Unavailable(
             f"sign-in refused: the throttle store failed ({exc.__class__.__name__})"
