@@ -11,14 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,15 +24,14 @@ from data.migrations import upgrade
 from data.models import Role, User
 from services import passwords
 from tests.conftest import DEFAULT_PASSWORD, PG_URL
+from tests.web.processes import serve
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL (TEST_DATABASE_URL)"),
 ]
 
-START_TIMEOUT = 60.0
 REQUEST_TIMEOUT = 15.0
-STUDIO_AUTH = Path(sys.executable).with_name("studio-auth")
 
 
 @dataclass
@@ -71,56 +64,6 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_until_up(url: str, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"studio-auth serve exited with {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"studio-auth serve did not answer on {url} in {START_TIMEOUT:.0f} s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def _serve(database_url: str, log: Path) -> Iterator[str]:
-    port = _free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "STUDIO_AUTH_ENV": "test"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(STUDIO_AUTH), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            url = f"http://127.0.0.1:{port}"
-            _wait_until_up(url, proc)
-            yield url
-        finally:
-            _stop(proc)
-
-
 @contextlib.contextmanager
 def _own_database() -> Iterator[str]:
     base = make_url(PG_URL)
@@ -150,8 +93,14 @@ def instances(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instances]:
             # creates the one-time first admin.
             upgrade(engine)
             with (
-                _serve(url, logs / "a.log") as url_a,
-                _serve(url, logs / "b.log") as url_b,
+                serve({"DATABASE_URL": url, "STUDIO_AUTH_ENV": "test"}, logs / "a.log") as (
+                    url_a,
+                    _,
+                ),
+                serve({"DATABASE_URL": url, "STUDIO_AUTH_ENV": "test"}, logs / "b.log") as (
+                    url_b,
+                    _,
+                ),
                 httpx.Client(base_url=url_a, timeout=REQUEST_TIMEOUT) as a,
                 httpx.Client(base_url=url_b, timeout=REQUEST_TIMEOUT) as b,
             ):

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.web.processes import serve
 
 pytestmark = pytest.mark.slow
 
@@ -23,65 +21,20 @@ STARTUP_TIMEOUT = 30.0
 NEW_PASSWORD = "a fresh and unusual passphrase 42"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _command() -> list[str]:
-    found = shutil.which("studio-auth", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-c", "from cli import main; main()"]
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
-    port = _free_port()
+def server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
     env = {
-        **os.environ,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}",
         "STUDIO_AUTH_ENV": "test",
         "STUDIO_AUTH_BCRYPT_ROUNDS": "4",
     }
     out = tmp_path / "stdout.txt"
-    with out.open("w") as stdout:
-        process = subprocess.Popen(
-            [*_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp_path,
-            text=True,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"serve exited early:\n{out.read_text()}")
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve did not become ready:\n{out.read_text()}")
-            time.sleep(0.1)
+    with serve(env, out, cwd=tmp_path, timeout=STARTUP_TIMEOUT) as (base, process):
         yield base, process, out
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
 
 
 def test_serve_signs_in_answers_me_signs_out_and_stops(
-    server: tuple[str, subprocess.Popen[str], Path],
+    server: tuple[str, subprocess.Popen[bytes], Path],
 ) -> None:
     base, process, out = server
     printed = re.search(r"one-time password[^:]*: (\S+)", out.read_text())
