@@ -8,6 +8,7 @@ long to wait.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from sqlalchemy import select
@@ -124,7 +125,14 @@ def check_credentials(
             # Only this lookup is in the transaction: end it, so that a failed attempt does
             # not hold one pooled connection while writing its event through another.
             db.rollback()
-        _record_durably(db, "failure", user_id, username, ip, agent)
+        try:
+            record_now(
+                db, "login", "failure", user_id=user_id, username=username, ip=ip, detail=agent
+            )
+        except SQLAlchemyError as exc:
+            raise Unavailable(
+                f"sign-in refused: the audit trail failed ({exc.__class__.__name__})"
+            ) from None
         raise InvalidCredentials
     throttle.succeeded(db, attempt)
     user.last_login = now()
@@ -132,22 +140,6 @@ def check_credentials(
         user.password_hash = passwords.hash_password(password)
     record(db, "login", "success", user_id=user.id, username=user.username, ip=ip, detail=agent)
     return user_info(user)
-
-
-def _record_durably(
-    db: Session,
-    outcome: str,
-    user_id: int | None,
-    username: object,
-    ip: str | None,
-    detail: dict[str, Any],
-) -> None:
-    try:
-        record_now(db, "login", outcome, user_id=user_id, username=username, ip=ip, detail=detail)
-    except SQLAlchemyError as exc:
-        raise Unavailable(
-            f"sign-in refused: the audit trail failed ({exc.__class__.__name__})"
-        ) from None
 
 
 def authenticate(
@@ -180,6 +172,4 @@ SESSION_TOKEN_LENGTH = len(SESSION_TOKEN_PREFIX) + 43  # 32 bytes in unpadded ba
 def generate_session_token() -> str:
     """A new opaque session token: ``sat_`` plus 256 random bits in unpadded base64url
     (47 URL-safe ASCII characters). Only its SHA-256 digest is ever stored."""
-    import secrets
-
     return SESSION_TOKEN_PREFIX + secrets.token_urlsafe(SESSION_TOKEN_BYTES)
