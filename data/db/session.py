@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio_auth.settings import get_settings
@@ -32,11 +34,39 @@ def _sqlite_on_connect(busy_timeout_ms: int) -> Any:
     return on_connect
 
 
+# A pooled PostgreSQL connection idle for longer than this is checked with a round trip
+# before it is handed out. Connections in steady use skip the check (the pool would
+# otherwise add a round trip to every checkout, on every sign-in several times); if one of
+# them died meanwhile, the statement fails, the pool discards every connection made before
+# the failure, and the next checkout connects afresh.
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    def on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool retries the checkout on a fresh connection.
+            raise DisconnectionError(f"stale pooled connection ({exc.__class__.__name__})") from exc
+
+    event.listen(engine, "checkin", on_checkin)
+    event.listen(engine, "checkout", on_checkout)
+
+
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     """An engine for ``url`` (default: the configured ``DATABASE_URL``).
 
-    SQLite gets foreign keys, WAL and a busy timeout on every connection; PostgreSQL gets
-    pre-ping so the pool recovers by itself after the server comes back.
+    SQLite gets foreign keys, WAL and a busy timeout on every connection. PostgreSQL
+    connections are reused most-recently-used first (a warm server process answers
+    faster) and checked before use after an idle spell, so the pool recovers by itself
+    after the server comes back.
     """
     settings = get_settings()
     url = url or settings.database_url
@@ -47,10 +77,13 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect(busy))
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_use_lifo", True)
     kwargs.setdefault("pool_size", settings.db_pool_size)
     kwargs.setdefault("max_overflow", settings.db_max_overflow)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
