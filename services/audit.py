@@ -18,11 +18,11 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, or_, select
+from sqlalchemy import Connection, CursorResult, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from data.models import AuditEvent, User, normalize_username
-from services.durable import write_durably
+from services.durable import run_durably
 from services.errors import InvalidRequest
 from studio_auth.clock import now
 
@@ -36,6 +36,7 @@ REDACTED = "[redacted]"
 _SECRET_WORDS = ("password", "passwd", "secret", "token")
 # Outcomes that an operator watching the logs should see without enabling INFO.
 _WARNING_OUTCOMES = frozenset({"failure", "throttled", "denied"})
+_INSERT_EVENT = insert(AuditEvent)
 
 
 def escape_text(value: str, limit: int = USERNAME_MAX_LENGTH) -> str:
@@ -85,50 +86,39 @@ def _clean_detail(detail: dict[Any, Any], depth: int = 0) -> dict[str, Any]:
     return clean
 
 
-def _event(
+def event_fields(
     event: str,
     outcome: str,
     *,
-    user_id: int | None,
-    actor_id: int | None,
-    username: object,
-    ip: str | None,
-    session_id: int | None,
-    detail: dict[str, Any] | None,
-) -> AuditEvent:
-    name = attempted_username(username)
-    row = AuditEvent(
-        at=now(),
-        event=event,
-        outcome=outcome,
-        user_id=user_id,
-        actor_id=actor_id,
-        username=name,
-        client_ip=escape_text(ip, 64) if ip else None,
-        session_id=session_id,
-        detail=_clean_detail(detail or {}),
-    )
-    logger.log(
-        logging.WARNING if outcome in _WARNING_OUTCOMES else logging.INFO,
-        "audit %s",
-        json.dumps(
-            {
-                "at": row.at.isoformat(),
-                "event": event,
-                "outcome": outcome,
-                "user_id": user_id,
-                "actor_id": actor_id,
-                "username": name,
-                "ip": row.client_ip,
-                "session_id": session_id,
-                "detail": row.detail,
-            },
-            ensure_ascii=True,
-            sort_keys=True,
-            default=str,
-        ),
-    )
-    return row
+    user_id: int | None = None,
+    actor_id: int | None = None,
+    username: object = None,
+    ip: str | None = None,
+    session_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The cleaned column values of one event (for ``write_event``), logged as one
+    structured line."""
+    fields: dict[str, Any] = {
+        "at": now(),
+        "event": event,
+        "outcome": outcome,
+        "user_id": user_id,
+        "actor_id": actor_id,
+        "username": attempted_username(username),
+        "client_ip": escape_text(ip, 64) if ip else None,
+        "session_id": session_id,
+        "detail": _clean_detail(detail or {}),
+    }
+    if logger.isEnabledFor(logging.WARNING if outcome in _WARNING_OUTCOMES else logging.INFO):
+        line = {**fields, "at": fields["at"].isoformat(), "ip": fields["client_ip"]}
+        del line["client_ip"]
+        logger.log(
+            logging.WARNING if outcome in _WARNING_OUTCOMES else logging.INFO,
+            "audit %s",
+            json.dumps(line, ensure_ascii=True, sort_keys=True, default=str),
+        )
+    return fields
 
 
 def record(
@@ -144,19 +134,19 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Add an event to the caller's transaction (flushed, not committed)."""
-    db.add(
-        _event(
-            event,
-            outcome,
-            user_id=user_id,
-            actor_id=actor_id,
-            username=username,
-            ip=ip,
-            session_id=session_id,
-            detail=detail,
-        )
+    fields = event_fields(
+        event,
+        outcome,
+        user_id=user_id,
+        actor_id=actor_id,
+        username=username,
+        ip=ip,
+        session_id=session_id,
+        detail=detail,
     )
+    # Pending changes first: the event may refer to rows they create.
     db.flush()
+    write_event(db.connection(), fields)
 
 
 def record_now(
@@ -171,8 +161,9 @@ def record_now(
     session_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Write an event durably: committed whatever the caller does with ``db``."""
-    row = _event(
+    """Write an event durably: committed whatever the caller does with ``db``, with the
+    database's full commit guarantee (one INSERT, committed on its own)."""
+    fields = event_fields(
         event,
         outcome,
         user_id=user_id,
@@ -182,8 +173,13 @@ def record_now(
         session_id=session_id,
         detail=detail,
     )
-    fields = {c.key: getattr(row, c.key) for c in AuditEvent.__table__.columns if c.key != "id"}
-    write_durably(db, lambda session: session.add(AuditEvent(**fields)))
+    run_durably(db, lambda conn: write_event(conn, fields))
+
+
+def write_event(conn: Connection, fields: dict[str, Any]) -> None:
+    """Insert one event made by ``event_fields`` on ``conn`` (in whatever transaction, or
+    autocommit, ``conn`` is in)."""
+    conn.execute(_INSERT_EVENT, fields)
 
 
 def list_events(

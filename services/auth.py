@@ -11,13 +11,15 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from data.models import User, normalize_username
 from services import passwords, throttle
 from services.audit import record, record_now
+from services.durable import run_durably
 from services.errors import InvalidCredentials, Throttled, Unavailable
 from studio_auth.clock import now
 
@@ -99,12 +101,11 @@ def check_credentials(
     (no password is checked), ``InvalidCredentials`` for every other failure, and
     ``Unavailable`` when the throttle store or the audit trail cannot be written: sign-in
     is then refused, never run unthrottled. The attempt is counted, and a failure
-    recorded, in transactions of their own. On success ``last_login`` is set (and an
-    outdated hash upgraded) in the caller's transaction, flushed but not committed.
+    recorded, apart from the caller's transaction. On success ``last_login`` is set (and
+    an outdated hash upgraded) in the caller's transaction, flushed but not committed.
     ``attempt`` is the result of an earlier ``begin_attempt`` for the same name and
     address; without it the attempt is counted here.
     """
-    had_transaction = db.in_transaction()
     if attempt is None:
         attempt = begin_attempt(db, username, ip=ip, user_agent=user_agent)
     agent = {"user_agent": user_agent} if user_agent else {}
@@ -112,22 +113,29 @@ def check_credentials(
         candidates = passwords.password_candidates(password)
     except (TypeError, ValueError):
         candidates = None
-    user = get_user_by_username(db, username) if candidates else None
-    result = passwords.check(candidates, user.password_hash) if user and candidates else None
+    account = _find_account(db, username) if candidates else None
+    result = passwords.check(candidates, account.password_hash) if account and candidates else None
     if result is None and candidates:
         # No account, or an unusable stored hash: check against a dummy hash anyway so
         # that every failure costs one real bcrypt check and response times do not
         # reveal which usernames exist (the specification's timing-attack warning).
         passwords.check(candidates, passwords.dummy_hash())
-    if user is None or result is None or not result.ok or not user.is_active:
-        user_id = user.id if user else None
-        if not had_transaction:
-            # Only this lookup is in the transaction: end it, so that a failed attempt does
-            # not hold one pooled connection while writing its event through another.
-            db.rollback()
+    info = None
+    if account and result and result.ok and account.is_active:
+        new_hash = passwords.hash_password(password) if result.needs_rehash else None
+        # Guarded: if the account was deactivated or its password changed while the
+        # password was being checked, this sign-in fails.
+        info = _mark_signed_in(db, account, new_hash)
+    if info is None:
         try:
             record_now(
-                db, "login", "failure", user_id=user_id, username=username, ip=ip, detail=agent
+                db,
+                "login",
+                "failure",
+                user_id=account.id if account else None,
+                username=username,
+                ip=ip,
+                detail=agent,
             )
         except SQLAlchemyError as exc:
             raise Unavailable(
@@ -135,11 +143,64 @@ def check_credentials(
             ) from None
         raise InvalidCredentials
     throttle.succeeded(db, attempt)
-    user.last_login = now()
-    if result.needs_rehash:
-        user.password_hash = passwords.hash_password(password)
-    record(db, "login", "success", user_id=user.id, username=user.username, ip=ip, detail=agent)
-    return user_info(user)
+    user_id, name = info["id"], info["username"]
+    record(db, "login", "success", user_id=user_id, username=name, ip=ip, detail=agent)
+    return info
+
+
+_ACCOUNT = select(User.id, User.password_hash, User.is_active).where(
+    User.username_key == bindparam("key")
+)
+_INFO_COLUMNS = (User.id, User.username, User.role, User.artist_id, User.must_change_password)
+
+
+def _find_account(db: Session, username: object) -> Row[int, str, bool] | None:
+    """The id, stored hash and active flag of the account named ``username``.
+
+    Read in the caller's transaction when it has one (so it sees the caller's own
+    changes); otherwise in autocommit on a pooled connection, which sees the same
+    committed data without a BEGIN and a ROLLBACK around the password check.
+    """
+    key = normalize_username(username)
+    if key is None:
+        return None
+    if db.in_transaction():
+        return db.connection().execute(_ACCOUNT, {"key": key}).first()
+    return run_durably(db, lambda conn: conn.execute(_ACCOUNT, {"key": key}).first())
+
+
+def _mark_signed_in(
+    db: Session, account: Row[int, str, bool], new_hash: str | None
+) -> UserInfo | None:
+    """Set ``last_login`` (and the upgraded hash) in the caller's transaction, only if the
+    account is still active with the hash that was checked; its info dict, or None."""
+    values: dict[str, Any] = {"last_login": now()}
+    if new_hash is not None:
+        values["password_hash"] = new_hash
+    row = db.execute(
+        update(User)
+        .where(
+            User.id == account.id,
+            User.is_active.is_(True),
+            User.password_hash == account.password_hash,
+        )
+        .values(values)
+        .returning(*_INFO_COLUMNS),
+        execution_options={"synchronize_session": False},
+    ).first()
+    if row is None:
+        return None
+    loaded = db.identity_map.get(identity_key(User, row.id))
+    if loaded is not None:
+        # The caller holds this user: its next read of these fields sees the update.
+        db.expire(loaded, [*values, "updated_at"])
+    return {
+        "id": row.id,
+        "username": row.username,
+        "role": row.role.value,
+        "artist_id": row.artist_id,
+        "must_change_password": row.must_change_password,
+    }
 
 
 def authenticate(

@@ -1,7 +1,10 @@
 """Writes that must survive whatever the caller does with its session.
 
-Failed sign-ins, throttle counts and denials are committed in a transaction of their own,
-so a caller that never commits (or rolls back) cannot erase them.
+Failed sign-ins, throttle counts and denials are committed independently of the caller's
+transaction, so a caller that never commits (or rolls back) cannot erase them:
+``write_durably`` runs ORM work in a transaction of its own, and ``run_durably`` runs
+Core statements that each commit on their own (autocommit), which saves the BEGIN and
+COMMIT round trips on the sign-in path.
 
 SQLite has one writer at a time: while the caller's connection holds uncommitted writes,
 a second connection could only wait for it. In that case the work runs on the caller's
@@ -14,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
 
 T = TypeVar("T")
@@ -35,6 +38,46 @@ def write_durably(db: Session, work: Callable[[Session], T]) -> T:
 
     result = work(db)
     db.flush()
+
+    def replay() -> None:
+        with Session(bind=db.get_bind(), expire_on_commit=False) as own, own.begin():
+            work(own)
+
+    _replay_on_rollback(db, replay)
+    return result
+
+
+def run_durably(db: Session, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` on a connection in autocommit mode, apart from the caller's
+    transaction: each statement it executes is committed as soon as it completes.
+
+    Only for work whose statements each leave the database consistent on their own (a
+    counter UPSERT, a compare-and-set UPDATE, one audit row). Where SQLite's write lock
+    is held by the caller, the statements join the caller's transaction instead and are
+    replayed on their own if it rolls back.
+    """
+    if not _holds_sqlite_write_lock(db):
+        with _engine_of(db).connect() as conn:
+            return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+
+    result = work(db.connection())
+
+    def replay() -> None:
+        with _engine_of(db).connect() as conn:
+            work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+
+    _replay_on_rollback(db, replay)
+    return result
+
+
+def _engine_of(db: Session) -> Engine:
+    bind = db.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+def _replay_on_rollback(db: Session, replay: Callable[[], None]) -> None:
+    """Call ``replay`` once if ``db``'s current transaction is rolled back, not if it
+    commits."""
     settled = False
 
     def on_commit(_session: Session) -> None:
@@ -46,9 +89,7 @@ def write_durably(db: Session, work: Callable[[Session], T]) -> T:
         if settled:
             return
         settled = True
-        with Session(bind=db.get_bind(), expire_on_commit=False) as own, own.begin():
-            work(own)
+        replay()
 
     event.listen(db, "after_commit", on_commit, once=True)
     event.listen(db, "after_rollback", on_rollback, once=True)
-    return result

@@ -14,28 +14,40 @@ nothing about which names exist) and, when known, the client address.
   ``throttle_ip_max_failures`` failures across all usernames; then attempts are refused
   until the window ends. A success gives its reserved slot back.
 
-The count is an UPSERT ... RETURNING that also takes the row lock (PostgreSQL) or the
-write lock (SQLite), so parallel attempts are serialized by the database: fifty parallel
-wrong passwords are counted as fifty, and only the allowance reaches bcrypt.
+Every step is one atomic statement committed on its own (autocommit), so an attempt
+costs one round trip per key and no BEGIN or COMMIT. The count is an UPSERT ... RETURNING,
+serialized per row by the database, so fifty parallel wrong passwords are counted as
+fifty. An attempt that reaches the allowance takes the lock with a compare-and-set UPDATE
+(only if the lock is still what its count returned), so of parallel attempts past the
+allowance exactly one wins and goes on to bcrypt; the others are refused.
+
+On PostgreSQL, counter statements are acknowledged before their WAL is flushed to disk
+(``synchronous_commit`` off for that statement only): they sit on every sign-in's path,
+and waiting for the flush is most of their cost. Only a crash of the database server
+itself can then lose the last fraction of a second of counts, which errs toward letting a
+few more guesses through after a crash, never toward skipping a check. Audit events,
+including the one for a refused attempt, keep the full commit guarantee.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, literal, select, text, update
+from sqlalchemy import Connection, bindparam, case, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
+from sqlalchemy.sql.dml import Delete, ReturningInsert, ReturningUpdate, Update
 
+from data.db.base import UTCDateTime
 from data.models import ThrottleCounter, User, normalize_username
-from services.audit import record
-from services.durable import write_durably
+from services.audit import event_fields, record, write_event
+from services.durable import run_durably
 from services.errors import Unavailable
 from studio_auth.clock import now
 from studio_auth.settings import Settings, get_settings
@@ -102,85 +114,117 @@ def next_delay(previous: timedelta | None, settings: Settings | None = None) -> 
     return min(cap, max(base, 2 * previous))
 
 
-def _upsert(
-    db: Session,
-    key: str,
-    at: datetime,
-    set_: dict[str, Any],
-    returning: tuple[Any, ...],
-) -> ReturningInsert[Any]:
-    """INSERT a first failure for ``key`` or, if the row exists, apply ``set_`` to it."""
-    values = {"key": key, "failures": 1, "window_start": at, "last_failure_at": at}
-    dialect = db.get_bind().dialect.name
+@dataclass(frozen=True)
+class _Statements:
+    """The throttle's statements for one dialect, built once: each runs in autocommit
+    mode as a complete, atomic step of its own."""
+
+    count_ip: ReturningInsert[Any]
+    count_user: ReturningInsert[Any]
+    lock: ReturningUpdate[Any]
+    release_user: Delete
+    release_ip: Update
+
+
+_AT = bindparam("at", type_=UTCDateTime())
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
     if dialect == "postgresql":
-        pg = postgresql.insert(ThrottleCounter).values(values)
-        return pg.on_conflict_do_update(index_elements=[_table.c.key], set_=set_).returning(
-            *returning
-        )
-    if dialect == "sqlite":
-        lite = sqlite.insert(ThrottleCounter).values(values)
-        return lite.on_conflict_do_update(index_elements=[_table.c.key], set_=set_).returning(
-            *returning
-        )
-    raise Unavailable(f"throttling is not supported on {dialect}")
-
-
-def _count_ip(db: Session, key: str, at: datetime, settings: Settings) -> tuple[int, datetime]:
-    window = timedelta(seconds=settings.throttle_ip_window_seconds)
-    expired = ThrottleCounter.window_start <= at - window
-    set_ = {
-        "failures": case((expired, 1), else_=ThrottleCounter.failures + 1),
-        "window_start": case((expired, at), else_=ThrottleCounter.window_start),
-        "last_failure_at": at,
-    }
-    returning = (ThrottleCounter.failures, ThrottleCounter.window_start)
-    row = db.execute(_upsert(db, key, at, set_, returning)).one()
-    return int(row[0]), row[1]
-
-
-def _count_user(db: Session, key: str, at: datetime) -> tuple[int, datetime | None, datetime]:
-    # Counting takes the row lock; the lock decision in _reserve is made under it, so
-    # parallel attempts see each other's counts and locks in order.
-    set_ = {"failures": ThrottleCounter.failures + 1, "last_failure_at": at}
-    returning = (
-        ThrottleCounter.failures,
-        ThrottleCounter.blocked_until,
-        ThrottleCounter.window_start,
-    )
-    row = db.execute(_upsert(db, key, at, set_, returning)).one()
-    return int(row[0]), row[1], row[2]
-
-
-def _reserve(session: Session, username: object, ip: str | None, user_agent: str | None) -> Attempt:
-    attempt = _decide(session, username, ip)
-    if attempt.allowed:
-        _commit_without_waiting(session)
+        # Counter writes are acknowledged before their WAL flush; set_config with
+        # is_local=true holds for the statement's own transaction only (see the module
+        # docstring).
+        flags: tuple[Any, ...] = (func.set_config("synchronous_commit", "off", True),)
+        insert_: Any = postgresql.insert
+    elif dialect == "sqlite":
+        flags = ()
+        insert_ = sqlite.insert
     else:
-        # Recorded in the transaction that counted it: one commit per refused attempt,
-        # which is what a flood of them costs the database.
+        raise Unavailable(f"throttling is not supported on {dialect}")
+    c = ThrottleCounter.__table__.c
+    first = {"key": bindparam("k"), "failures": 1, "window_start": _AT, "last_failure_at": _AT}
+    expired = c.window_start <= bindparam("cutoff", type_=UTCDateTime())
+    count_ip = (
+        insert_(ThrottleCounter)
+        .values(first)
+        .on_conflict_do_update(
+            index_elements=[c.key],
+            set_={
+                "failures": case((expired, 1), else_=c.failures + 1),
+                "window_start": case((expired, _AT), else_=c.window_start),
+                "last_failure_at": _AT,
+            },
+        )
+        .returning(c.failures, c.window_start, *flags)
+    )
+    count_user = (
+        insert_(ThrottleCounter)
+        .values(first)
+        .on_conflict_do_update(
+            index_elements=[c.key],
+            set_={"failures": c.failures + 1, "last_failure_at": _AT},
+        )
+        .returning(c.failures, c.blocked_until, c.window_start, *flags)
+    )
+    # Compare-and-set: the lock is taken only if nobody has changed it since this attempt
+    # counted itself, so of several parallel attempts past the allowance exactly one wins.
+    lock = (
+        update(ThrottleCounter)
+        .where(
+            c.key == bindparam("k"),
+            c.blocked_until.is_not_distinct_from(bindparam("seen", type_=UTCDateTime())),
+        )
+        .values(window_start=_AT, blocked_until=bindparam("until", type_=UTCDateTime()))
+        .returning(c.key, *flags)
+    )
+    release_user = delete(ThrottleCounter).where(c.key == bindparam("k"))
+    # Give back a success's slot, unless the window has since been restarted.
+    release_ip = (
+        update(ThrottleCounter)
+        .where(
+            c.key == bindparam("k"),
+            c.window_start == bindparam("started", type_=UTCDateTime()),
+            c.failures > 0,
+        )
+        .values(failures=c.failures - literal(1))
+    )
+    if flags:
+        release_user = release_user.returning(*flags)  # type: ignore[assignment]
+        release_ip = release_ip.returning(*flags)
+    return _Statements(count_ip, count_user, lock, release_user, release_ip)
+
+
+def _reserve(conn: Connection, username: object, ip: str | None, user_agent: str | None) -> Attempt:
+    attempt = _decide(conn, username, ip)
+    if not attempt.allowed:
         detail: dict[str, Any] = {
             "retry_after": attempt.retry_after,
             "limited_by": attempt.limited_by,
         }
         if user_agent:
             detail["user_agent"] = user_agent
-        record(session, "login", "throttled", username=username, ip=ip, detail=detail)
+        fields = event_fields("login", "throttled", username=username, ip=ip, detail=detail)
+        write_event(conn, fields)
     return attempt
 
 
-def _decide(session: Session, username: object, ip: str | None) -> Attempt:
+def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
     settings = get_settings()
+    sql = _statements(conn.dialect.name)
     at = now()
     u_key = user_key(username)
     a_key = ip_key(ip) if ip else None
     window_start = None
     ip_wait = 0.0
     if a_key is not None:
-        ip_failures, window_start = _count_ip(session, a_key, at, settings)
+        window = timedelta(seconds=settings.throttle_ip_window_seconds)
+        row = conn.execute(sql.count_ip, {"k": a_key, "at": at, "cutoff": at - window}).one()
+        ip_failures, window_start = int(row[0]), row[1]
         if ip_failures > settings.throttle_ip_max_failures:
-            end = window_start + timedelta(seconds=settings.throttle_ip_window_seconds)
-            ip_wait = max((end - at).total_seconds(), 1.0)
-    failures, blocked_until, locked_at = _count_user(session, u_key, at)
+            ip_wait = max((window_start + window - at).total_seconds(), 1.0)
+    row = conn.execute(sql.count_user, {"k": u_key, "at": at}).one()
+    failures, blocked_until, locked_at = int(row[0]), row[1], row[2]
     if blocked_until is not None and blocked_until > at:
         # Refused and counted; the lock is left as it is (see the module docstring).
         wait = max((blocked_until - at).total_seconds(), ip_wait)
@@ -191,11 +235,14 @@ def _decide(session: Session, username: object, ip: str | None) -> Attempt:
         # Lock in advance for the case this attempt fails (a success deletes the row).
         # For a username row, window_start is when its current lock began.
         previous = None if blocked_until is None else blocked_until - locked_at
-        session.execute(
-            update(ThrottleCounter)
-            .where(ThrottleCounter.key == u_key)
-            .values(window_start=at, blocked_until=at + next_delay(previous, settings))
-        )
+        until = at + next_delay(previous, settings)
+        params = {"k": u_key, "seen": blocked_until, "at": at, "until": until}
+        if conn.execute(sql.lock, params).first() is None:
+            # A parallel attempt took the lock first: this one waits like any other.
+            query = select(_table.c.blocked_until).where(_table.c.key == u_key)
+            current = conn.scalar(query)
+            wait = max((current - at).total_seconds(), 1.0) if current else 1.0
+            return Attempt(u_key, a_key, window_start, False, wait, "user")
     return Attempt(u_key, a_key, window_start, True)
 
 
@@ -204,53 +251,30 @@ def reserve(
 ) -> Attempt:
     """Count an attempt for ``username`` (and ``ip``) before any password is checked.
 
-    Committed in a transaction of its own whatever the caller does with ``db``, with a
-    ``login``/``throttled`` audit event when the attempt is refused. Returns whether the
-    attempt may go on to check the password. Raises ``Unavailable`` if the
-    counters cannot be written: without them there is no protection, so sign-in is
-    refused rather than run unthrottled.
+    Committed at once whatever the caller does with ``db``, with a ``login``/``throttled``
+    audit event when the attempt is refused. Returns whether the attempt may go on to
+    check the password. Raises ``Unavailable`` if the counters cannot be written: without
+    them there is no protection, so sign-in is refused rather than run unthrottled.
     """
     try:
-        return write_durably(db, lambda session: _reserve(session, username, ip, user_agent))
+        return run_durably(db, lambda conn: _reserve(conn, username, ip, user_agent))
     except SQLAlchemyError as exc:
         raise Unavailable(
             f"sign-in refused: the throttle store failed ({exc.__class__.__name__})"
         ) from None
 
 
-def _commit_without_waiting(session: Session) -> None:
-    """Let PostgreSQL acknowledge this transaction's commit before its WAL flush.
-
-    Counter-only transactions sit on every sign-in's path, and waiting for the flush is
-    most of their cost. Only a crash of the database server itself can then lose the
-    last fraction of a second of counts, which errs toward letting a few more guesses
-    through after a crash, never toward skipping a check; transactions holding an
-    audit event keep the default, fully durable commit.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-
-
-def _release(session: Session, attempt: Attempt) -> None:
-    _commit_without_waiting(session)
-    session.execute(delete(ThrottleCounter).where(ThrottleCounter.key == attempt.user_key))
+def _release(conn: Connection, attempt: Attempt) -> None:
+    sql = _statements(conn.dialect.name)
+    conn.execute(sql.release_user, {"k": attempt.user_key})
     if attempt.ip_key is not None and attempt.ip_window_start is not None:
-        # Give back this success's slot, unless the window has since been restarted.
-        session.execute(
-            update(ThrottleCounter)
-            .where(
-                ThrottleCounter.key == attempt.ip_key,
-                ThrottleCounter.window_start == attempt.ip_window_start,
-                ThrottleCounter.failures > 0,
-            )
-            .values(failures=ThrottleCounter.failures - literal(1))
-        )
+        conn.execute(sql.release_ip, {"k": attempt.ip_key, "started": attempt.ip_window_start})
 
 
 def succeeded(db: Session, attempt: Attempt) -> None:
     """Forget the username's failures after a correct password, durably."""
     try:
-        write_durably(db, lambda session: _release(session, attempt))
+        run_durably(db, lambda conn: _release(conn, attempt))
     except SQLAlchemyError as exc:
         raise Unavailable(
             f"sign-in refused: the throttle store failed ({exc.__class__.__name__})"

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import bcrypt
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from data.db.session import make_sessionmaker
-from data.models import User
+from data.models import AuditEvent, User
 from services import passwords
 from services.auth import authenticate, get_user_by_username
 
@@ -172,3 +175,77 @@ def test_authenticate_works_on_a_fresh_contract_session(engine, make_user) -> No
         info = authenticate(db, "admin", "password123")
         db.commit()
     assert info is not None and info["role"] == "admin"
+
+
+@contextmanager
+def _statements(engine) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
+    """Every SQL statement the engine runs inside the block (first word, upper case)."""
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        seen.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+
+
+@pytest.mark.parametrize(
+    ("username", "password", "expected"),
+    [
+        # count the attempt, read the account, record the failure
+        ("alice", "not the password", ["INSERT", "SELECT", "INSERT"]),
+        ("nobody", PASSWORD, ["INSERT", "SELECT", "INSERT"]),
+        ("gone", PASSWORD, ["INSERT", "SELECT", "INSERT"]),
+        # ... or stamp last_login, forget the count, record the success
+        ("alice", PASSWORD, ["INSERT", "SELECT", "UPDATE", "DELETE", "INSERT"]),
+    ],
+)
+def test_a_sign_in_costs_a_fixed_handful_of_statements(
+    engine, make_user, username, password, expected
+) -> None:
+    make_user("alice")
+    make_user("gone", is_active=False)
+    with _statements(engine) as seen, make_sessionmaker(engine)() as session:
+        result = authenticate(session, username, password)
+        assert (result is not None) == (expected[-2] == "DELETE")
+        # An idle caller's session is left idle by a failure: nothing to roll back.
+        assert session.in_transaction() == (result is not None)
+        session.commit()
+    assert seen == expected
+
+
+@pytest.mark.parametrize("change", ["password", "deactivate"])
+def test_an_account_changed_during_the_check_does_not_sign_in(
+    db, make_user, engine, monkeypatch, change
+) -> None:
+    make_user("alice")
+    check = passwords.check
+
+    def check_then_change(candidates, stored):  # type: ignore[no-untyped-def]
+        result = check(candidates, stored)
+        with make_sessionmaker(engine)() as admin:
+            user = admin.scalars(select(User).where(User.username == "alice")).one()
+            if change == "password":
+                user.password_hash = passwords.hash_password("a brand new passphrase")
+            else:
+                user.is_active = False
+            admin.commit()
+        return result
+
+    monkeypatch.setattr(passwords, "check", check_then_change)
+    assert authenticate(db, "alice", PASSWORD) is None
+    db.commit()
+    with make_sessionmaker(engine)() as other:
+        assert other.scalar(select(User.last_login).where(User.username == "alice")) is None
+        outcomes = other.scalars(select(AuditEvent.outcome)).all()
+    assert outcomes == ["failure"]
+
+
+def test_a_user_the_caller_holds_shows_the_new_last_login(db, make_user, clock) -> None:
+    user = make_user("alice")
+    assert user.last_login is None
+    assert authenticate(db, "alice", PASSWORD)
+    assert user.last_login == clock.now

@@ -330,3 +330,45 @@ def test_parallel_correct_passwords_after_the_allowance_all_wait(
     results = _parallel(roomy_engine, 20, lambda s: authenticate(s, "alice", PASSWORD))
     assert results == [None] * 20
     assert checkpw_counter.calls == 0
+
+
+def test_of_two_attempts_racing_for_the_lock_only_one_goes_on(
+    engine, make_user, clock, monkeypatch
+) -> None:
+    # Both attempts count themselves past the allowance; the second takes the lock
+    # between the first one's count and its own lock. The first must then be refused.
+    make_user("alice")
+    with fresh(engine) as s:
+        fail_times(s, "alice", get_settings().throttle_free_failures - 1)
+    real_next_delay = throttle.next_delay
+    seen: list[throttle.Attempt] = []
+
+    def next_delay_with_a_rival(previous, settings=None):  # type: ignore[no-untyped-def]
+        if not seen:
+            seen.append(throttle.Attempt("", None, None, True))  # only the first time
+            with fresh(engine) as rival:
+                seen.append(throttle.reserve(rival, "alice"))
+        return real_next_delay(previous, settings)
+
+    monkeypatch.setattr(throttle, "next_delay", next_delay_with_a_rival)
+    with fresh(engine) as s:
+        first = throttle.reserve(s, "alice")
+    assert seen[1].allowed is True
+    assert first.allowed is False and first.limited_by == "user"
+    assert first.retry_after == pytest.approx(get_settings().throttle_base_delay_seconds)
+    assert failures(engine, "alice") == get_settings().throttle_free_failures + 1
+
+
+def test_counter_writes_leave_the_connection_fully_durable(engine, clock) -> None:
+    # On PostgreSQL a counter statement skips the WAL-flush wait for its own transaction
+    # only; the pooled connection it ran on must be back to the full guarantee (on
+    # SQLite, to the configured synchronous=NORMAL).
+    with fresh(engine) as s:
+        attempt = throttle.reserve(s, "alice")
+        throttle.succeeded(s, attempt)
+    query, expected = ("SHOW synchronous_commit", "on")
+    if engine.dialect.name == "sqlite":
+        query, expected = ("PRAGMA synchronous", 1)
+    for _ in range(engine.pool.size()):
+        with engine.connect() as conn:
+            assert conn.scalar(text(query)) == expected
