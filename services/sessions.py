@@ -20,11 +20,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, delete, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from data.models import AuthSession, User
+from data.models import AuthSession, Role, User
 from data.models.session import USER_AGENT_MAX_LENGTH
 from services.audit import escape_text, record
 from services.auth import (
@@ -33,7 +43,6 @@ from services.auth import (
     UserInfo,
     check_credentials,
     generate_session_token,
-    user_info,
 )
 from services.durable import write_durably
 from services.errors import NotFound, Unavailable
@@ -188,9 +197,6 @@ def resolve_session(db: Session, token: object) -> dict[str, Any] | None:
     if digest is None:
         return None
     at = now()
-    # The user row is read in the same statement, so a deactivated account is refused
-    # even if the revocation of its sessions was never written, and the role and artist
-    # returned are always the current ones.
     try:
         found = _find(db, digest)
     except SQLAlchemyError as exc:
@@ -199,46 +205,77 @@ def resolve_session(db: Session, token: object) -> dict[str, Any] | None:
         raise Unavailable("session store unavailable") from exc
     if found is None:
         return None
-    user, session_id, created_at, last_seen_at, expires_at, elevated_by, elevated_until = found
-    expires_at = _effective_expiry(created_at, expires_at)
+    expires_at = _effective_expiry(found.created_at, found.expires_at)
+    last_seen_at = found.last_seen_at
     if at >= expires_at or at >= last_seen_at + _idle_limit():
         return None
     touch = timedelta(seconds=get_settings().session_touch_seconds)
     if at - last_seen_at >= touch:
-        last_seen_at = _touch(db, session_id, at, touch) or last_seen_at
-    info = user_info(user)
-    info.update(
-        session_id=session_id,
-        expires_at=expires_at,
-        idle_expires_at=min(expires_at, last_seen_at + _idle_limit()),
-        elevated_by=elevated_by,
-        elevated_until=elevated_until,
+        last_seen_at = _touch(db, found.session_id, at, touch) or last_seen_at
+    # The keys and values of ``user_info()``, built from the row's columns.
+    return {
+        "id": found.id,
+        "username": found.username,
+        "role": found.role.value,
+        "artist_id": found.artist_id,
+        "must_change_password": found.must_change_password,
+        "session_id": found.session_id,
+        "expires_at": expires_at,
+        "idle_expires_at": min(expires_at, last_seen_at + _idle_limit()),
+        "elevated_by": found.elevated_by,
+        "elevated_until": found.elevated_until,
+    }
+
+
+# The user row is read in the same statement as the session, on every resolve, so a
+# deactivated account, a revoked session or a changed role takes effect on the next
+# request, in every process sharing the database. Exactly the needed columns, as plain
+# rows on the Session's connection: no ORM objects or identity map, and the statement is
+# built once, so each call only binds the digest (loading an ORM User here cost about
+# four times as much as the query itself).
+_RESOLVE = (
+    select(
+        User.id,
+        User.username,
+        User.role,
+        User.artist_id,
+        User.must_change_password,
+        AuthSession.id.label("session_id"),
+        AuthSession.created_at,
+        AuthSession.last_seen_at,
+        AuthSession.expires_at,
+        AuthSession.elevated_by,
+        AuthSession.elevated_until,
     )
-    return info
+    .join_from(AuthSession, User, User.id == AuthSession.user_id)
+    .where(
+        AuthSession.token_digest == bindparam("digest"),
+        AuthSession.revoked_at.is_(None),
+        User.is_active.is_(True),
+    )
+)
 
 
 if TYPE_CHECKING:  # the Row generics of SQLAlchemy 2.1; never evaluated at run time
-    _Found = Row[User, int, datetime, datetime, datetime, int | None, datetime | None]
+    _Found = Row[
+        int,
+        str,
+        Role,
+        int | None,
+        bool,
+        int,
+        datetime,
+        datetime,
+        datetime,
+        int | None,
+        datetime | None,
+    ]
 
 
 def _find(db: Session, digest: str) -> _Found | None:
-    return db.execute(
-        select(
-            User,
-            AuthSession.id,
-            AuthSession.created_at,
-            AuthSession.last_seen_at,
-            AuthSession.expires_at,
-            AuthSession.elevated_by,
-            AuthSession.elevated_until,
-        )
-        .join(User, User.id == AuthSession.user_id)
-        .where(
-            AuthSession.token_digest == digest,
-            AuthSession.revoked_at.is_(None),
-            User.is_active.is_(True),
-        )
-    ).one_or_none()
+    if db.autoflush:
+        db.flush()  # the caller's pending changes count, as they would for an ORM query
+    return db.connection().execute(_RESOLVE, {"digest": digest}).one_or_none()
 
 
 def _touch(db: Session, session_id: int, at: datetime, touch: timedelta) -> datetime | None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,7 +91,7 @@ def user_agent(request: Request) -> str | None:
     return request.headers.get("user-agent")
 
 
-def bearer_token(
+async def bearer_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
     """The token of ``Authorization: Bearer <token>``; NotAuthenticated without one."""
@@ -99,7 +100,12 @@ def bearer_token(
     return credentials.credentials
 
 
-def session_any_state(
+def _resolve(factory: sessionmaker[Session], token: str) -> SessionInfo | None:
+    with factory() as db:
+        return sessions.resolve_session(db, token)
+
+
+async def session_any_state(
     request: Request, token: Annotated[str, Depends(bearer_token)]
 ) -> SessionInfo:
     """The live session of the bearer token (user dict plus session fields), even one
@@ -109,8 +115,13 @@ def session_any_state(
     Raises NotAuthenticated, or Unavailable (503) when the session store fails: an
     outage never grants access.
     """
-    with get_sessionmaker(request)() as db:
-        info = sessions.resolve_session(db, token)
+    # A token that cannot be one of ours costs neither a thread nor a database session.
+    if sessions.token_digest(token) is None:
+        raise NotAuthenticated
+    # The one thread hop of an authenticated request: the lookup is a blocking call
+    # (SQLite can wait up to its busy timeout) and must not stall the event loop. The
+    # dependencies around it and the endpoints that only read ``info`` are async.
+    info = await run_in_threadpool(_resolve, get_sessionmaker(request), token)
     if info is None:
         raise NotAuthenticated
     return info

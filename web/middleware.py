@@ -17,6 +17,7 @@ SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
     (b"referrer-policy", b"no-referrer"),
     (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
+_SECURITY_HEADER_NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
 
 
 class SecurityHeadersMiddleware:
@@ -32,8 +33,11 @@ class SecurityHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                names = {name for name, _ in SECURITY_HEADERS}
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in names]
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() not in _SECURITY_HEADER_NAMES
+                ]
                 message["headers"] = headers + SECURITY_HEADERS
             await send(message)
 

@@ -565,6 +565,50 @@ def test_resolve_reports_the_current_role_and_artist(
     assert (info["role"], info["artist_id"]) == ("artist", artist.id)
 
 
+SESSION_FIELDS = {"session_id", "expires_at", "idle_expires_at", "elevated_by", "elevated_until"}
+
+
+def test_resolve_returns_the_authenticate_dict_and_the_session_fields_only(
+    db: Session, alice: User
+) -> None:
+    issued = _issue(db, alice)
+    info = resolve_session(db, issued.token)
+    assert info is not None
+    assert set(info) == set(user_info(alice)) | SESSION_FIELDS
+    assert {k: v for k, v in info.items() if k not in SESSION_FIELDS} == user_info(alice)
+    assert type(info["role"]) is str
+
+
+def test_resolve_reads_committed_changes_without_any_expiry_or_cache(
+    db: Session, alice: User, engine: Engine, make_artist: Callable[..., Any]
+) -> None:
+    issued = _issue(db, alice)
+    artist = make_artist("Mika")
+    assert resolve_session(db, issued.token) is not None
+    # Another process changes the account; nothing in this one is expired or reset.
+    with engine.begin() as conn:
+        conn.execute(
+            update(User).where(User.id == alice.id).values(role=Role.ARTIST, artist_id=artist.id)
+        )
+    info = resolve_session(db, issued.token)
+    assert info is not None and (info["role"], info["artist_id"]) == ("artist", artist.id)
+    with engine.begin() as conn:
+        conn.execute(update(User).where(User.id == alice.id).values(is_active=False))
+    assert resolve_session(db, issued.token) is None
+
+
+def test_resolve_sees_the_callers_unflushed_changes(db: Session, alice: User) -> None:
+    issued = _issue(db, alice)
+    alice.must_change_password = True
+    info = resolve_session(db, issued.token)
+    assert info is not None and info["must_change_password"] is True
+    alice.is_active = False
+    assert resolve_session(db, issued.token) is None
+    db.rollback()
+    info = resolve_session(db, issued.token)
+    assert info is not None and info["must_change_password"] is False
+
+
 # --- listing and pruning --------------------------------------------------------------
 
 

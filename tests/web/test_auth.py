@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
 from data.models import Role, User
 from services import sessions
+from services.auth import generate_session_token
 from tests.conftest import DEFAULT_PASSWORD, FakeClock
 from tests.web.conftest import Account, assert_problem, bearer, sign_in
 
@@ -142,6 +146,55 @@ def test_me_without_a_valid_bearer_token_is_401(
     response = client.get("/auth/me", headers=headers)
     assert_problem(response, 401, "unauthenticated")
     assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+class ThreadHops:
+    """Counts calls handed to the thread pool, and SQL statements run."""
+
+    def __init__(self, real: Callable[..., Any]) -> None:
+        self.real = real
+        self.calls = 0
+        self.statements = 0
+
+    async def __call__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return await self.real(func, *args, **kwargs)
+
+    def on_execute(self, *_args: Any) -> None:
+        self.statements += 1
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> Iterator[ThreadHops]:
+    counter = ThreadHops(anyio.to_thread.run_sync)
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counter)
+    event.listen(engine, "before_cursor_execute", counter.on_execute)
+    yield counter
+    event.remove(engine, "before_cursor_execute", counter.on_execute)
+
+
+def test_me_costs_one_thread_hop_and_one_statement(
+    client: TestClient, assistant: Account, hops: ThreadHops
+) -> None:
+    assert client.get("/auth/me", headers=assistant.headers).status_code == 200
+    assert (hops.calls, hops.statements) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer sat_not-a-real-token"}, {"Authorization": "Basic eDp5"}],
+)
+def test_a_missing_or_malformed_token_costs_no_thread_and_no_sql(
+    client: TestClient, hops: ThreadHops, headers: dict[str, str]
+) -> None:
+    assert_problem(client.get("/auth/me", headers=headers), 401, "unauthenticated")
+    assert (hops.calls, hops.statements) == (0, 0)
+
+
+def test_a_well_formed_unknown_token_is_one_lookup(client: TestClient, hops: ThreadHops) -> None:
+    token = generate_session_token()
+    assert_problem(client.get("/auth/me", headers=bearer(token)), 401, "unauthenticated")
+    assert (hops.calls, hops.statements) == (1, 1)
 
 
 def test_token_in_the_url_is_never_read(client: TestClient, assistant: Account) -> None:

@@ -98,9 +98,10 @@ def logout(info: AnySession, db: Db) -> Response:
     responses=problem_responses(*_AUTHED),
     summary="The current user and session",
 )
-def me(info: AnySession) -> MeResponse:
+async def me(info: AnySession) -> MeResponse:
     # Everything comes from the one query that resolved the token: no bcrypt, no
-    # further reads, and never a wait behind password checks.
+    # further reads, and never a wait behind password checks. Async, so building and
+    # checking the response costs no second thread hop.
     return MeResponse(
         user=UserOut(**info),
         session=SessionOut(
