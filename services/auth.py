@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from data.db.base import UTCDateTime
 from data.models import User, normalize_username
 from services import passwords, throttle
 from services.audit import record, record_now
@@ -123,8 +124,11 @@ def check_credentials(
     info = None
     if account and result and result.ok and account.is_active:
         new_hash = passwords.hash_password(password) if result.needs_rehash else None
-        # Guarded: if the account was deactivated or its password changed while the
-        # password was being checked, this sign-in fails.
+        # The right password was given: forget the failures first, on the pooled
+        # connection the lookup just used (still warm), then stamp the sign-in in the
+        # caller's transaction. The stamp is guarded: if the account was deactivated or
+        # its password changed while the password was being checked, this sign-in fails.
+        throttle.succeeded(db, attempt)
         info = _mark_signed_in(db, account, new_hash)
     if info is None:
         try:
@@ -142,7 +146,6 @@ def check_credentials(
                 f"sign-in refused: the audit trail failed ({exc.__class__.__name__})"
             ) from None
         raise InvalidCredentials
-    throttle.succeeded(db, attempt)
     user_id, name = info["id"], info["username"]
     record(db, "login", "success", user_id=user_id, username=name, ip=ip, detail=agent)
     return info
@@ -151,7 +154,6 @@ def check_credentials(
 _ACCOUNT = select(User.id, User.password_hash, User.is_active).where(
     User.username_key == bindparam("key")
 )
-_INFO_COLUMNS = (User.id, User.username, User.role, User.artist_id, User.must_change_password)
 
 
 def _find_account(db: Session, username: object) -> Row[int, str, bool] | None:
@@ -174,26 +176,18 @@ def _mark_signed_in(
 ) -> UserInfo | None:
     """Set ``last_login`` (and the upgraded hash) in the caller's transaction, only if the
     account is still active with the hash that was checked; its info dict, or None."""
-    values: dict[str, Any] = {"last_login": now()}
+    params = {"uid": account.id, "checked": account.password_hash, "stamp": now()}
+    statement = _STAMP
     if new_hash is not None:
-        values["password_hash"] = new_hash
-    row = db.execute(
-        update(User)
-        .where(
-            User.id == account.id,
-            User.is_active.is_(True),
-            User.password_hash == account.password_hash,
-        )
-        .values(values)
-        .returning(*_INFO_COLUMNS),
-        execution_options={"synchronize_session": False},
-    ).first()
+        statement = _STAMP.values(password_hash=bindparam("new_hash"))
+        params["new_hash"] = new_hash
+    row = db.connection().execute(statement, params).first()
     if row is None:
         return None
     loaded = db.identity_map.get(identity_key(User, row.id))
     if loaded is not None:
         # The caller holds this user: its next read of these fields sees the update.
-        db.expire(loaded, [*values, "updated_at"])
+        db.expire(loaded, ["last_login", "password_hash", "updated_at"])
     return {
         "id": row.id,
         "username": row.username,
@@ -201,6 +195,21 @@ def _mark_signed_in(
         "artist_id": row.artist_id,
         "must_change_password": row.must_change_password,
     }
+
+
+_users = User.__table__.c
+_STAMP = (
+    update(User)
+    .where(
+        _users.id == bindparam("uid"),
+        _users.is_active.is_(True),
+        _users.password_hash == bindparam("checked"),
+    )
+    .values(last_login=bindparam("stamp", type_=UTCDateTime()))
+    .returning(
+        _users.id, _users.username, _users.role, _users.artist_id, _users.must_change_password
+    )
+)
 
 
 def authenticate(

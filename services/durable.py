@@ -54,12 +54,17 @@ def run_durably(db: Session, work: Callable[[Connection], T]) -> T:
     Only for work whose statements each leave the database consistent on their own (a
     counter UPSERT, a compare-and-set UPDATE, one audit row). Where SQLite's write lock
     is held by the caller, the statements join the caller's transaction instead and are
-    replayed on their own if it rolls back.
+    run again on their own if it rolls back.
     """
     if not _holds_sqlite_write_lock(db):
         with _engine_of(db).connect() as conn:
             return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+    return _join_caller(db, work)
 
+
+def _join_caller(db: Session, work: Callable[[Connection], T]) -> T:
+    """Run ``work`` in the caller's transaction; if that transaction is rolled back
+    instead of committed, run it again on its own, in autocommit mode."""
     result = work(db.connection())
 
     def replay() -> None:

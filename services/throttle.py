@@ -272,7 +272,8 @@ def _release(conn: Connection, attempt: Attempt) -> None:
 
 
 def succeeded(db: Session, attempt: Attempt) -> None:
-    """Forget the username's failures after a correct password, durably."""
+    """Forget the username's failures after a correct password, and give the address its
+    slot back, committed at once whatever the caller does with ``db``."""
     try:
         run_durably(db, lambda conn: _release(conn, attempt))
     except SQLAlchemyError as exc:

@@ -199,8 +199,8 @@ def _statements(engine) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
         ("alice", "not the password", ["INSERT", "SELECT", "INSERT"]),
         ("nobody", PASSWORD, ["INSERT", "SELECT", "INSERT"]),
         ("gone", PASSWORD, ["INSERT", "SELECT", "INSERT"]),
-        # ... or stamp last_login, forget the count, record the success
-        ("alice", PASSWORD, ["INSERT", "SELECT", "UPDATE", "DELETE", "INSERT"]),
+        # ... or forget the count, stamp last_login, record the success
+        ("alice", PASSWORD, ["INSERT", "SELECT", "DELETE", "UPDATE", "INSERT"]),
     ],
 )
 def test_a_sign_in_costs_a_fixed_handful_of_statements(
@@ -210,7 +210,7 @@ def test_a_sign_in_costs_a_fixed_handful_of_statements(
     make_user("gone", is_active=False)
     with _statements(engine) as seen, make_sessionmaker(engine)() as session:
         result = authenticate(session, username, password)
-        assert (result is not None) == (expected[-2] == "DELETE")
+        assert (result is not None) == ("DELETE" in expected)
         # An idle caller's session is left idle by a failure: nothing to roll back.
         assert session.in_transaction() == (result is not None)
         session.commit()
