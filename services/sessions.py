@@ -193,6 +193,31 @@ def resolve_session(db: Session, token: object) -> dict[str, Any] | None:
     ``session_touch_seconds``, by a small UPDATE committed on its own, so this works on a
     read-only caller and does not write on every request.
     """
+    found = read_session(db, token)
+    if found is None:
+        return None
+    return touch_session(db, found) if found.touch_due else found.info
+
+
+@dataclass(frozen=True)
+class FoundSession:
+    """A live session as read, before any last-seen write: ``info`` is what
+    ``resolve_session`` returns, and ``touch_due`` says that ``touch_session`` should
+    run before the session is used."""
+
+    info: dict[str, Any]
+    touch_due: bool
+    last_seen_at: datetime
+    at: datetime
+
+
+def read_session(db: Session, token: object) -> FoundSession | None:
+    """The reading half of ``resolve_session``: one SELECT, never a write.
+
+    For callers that must not wait on a write lock (the HTTP service reads on its event
+    loop): they call ``touch_session`` elsewhere when ``touch_due`` is set. Raises
+    ``Unavailable`` when the store fails, including a busy SQLite database.
+    """
     digest = token_digest(token)
     if digest is None:
         return None
@@ -209,11 +234,9 @@ def resolve_session(db: Session, token: object) -> dict[str, Any] | None:
     last_seen_at = found.last_seen_at
     if at >= expires_at or at >= last_seen_at + _idle_limit():
         return None
-    touch = timedelta(seconds=get_settings().session_touch_seconds)
-    if at - last_seen_at >= touch:
-        last_seen_at = _touch(db, found.session_id, at, touch) or last_seen_at
+    touch_due = at - last_seen_at >= timedelta(seconds=get_settings().session_touch_seconds)
     # The keys and values of ``user_info()``, built from the row's columns.
-    return {
+    info = {
         "id": found.id,
         "username": found.username,
         "role": found.role.value,
@@ -225,6 +248,18 @@ def resolve_session(db: Session, token: object) -> dict[str, Any] | None:
         "elevated_by": found.elevated_by,
         "elevated_until": found.elevated_until,
     }
+    return FoundSession(info, touch_due, last_seen_at, at)
+
+
+def touch_session(db: Session, found: FoundSession) -> dict[str, Any]:
+    """Write the last-seen time that ``read_session`` found due (committed on its own)
+    and return the session's info with its idle expiry moved accordingly."""
+    touch = timedelta(seconds=get_settings().session_touch_seconds)
+    info = found.info
+    seen = _touch(db, info["session_id"], found.at, touch)
+    if seen is None:
+        return info
+    return {**info, "idle_expires_at": min(info["expires_at"], seen + _idle_limit())}
 
 
 # The user row is read in the same statement as the session, on every resolve, so a

@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     owns_engine = engine is None
     bound = engine if engine is not None else make_engine(settings.database_url)
     limiter = PasswordLimiter(settings.password_workers, settings.password_queue)
+    loop_reader = _loop_reader(bound)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -43,6 +44,8 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             yield
         finally:
             limiter.shutdown()
+            if loop_reader is not None:
+                loop_reader.dispose()
             if owns_engine:
                 bound.dispose()
 
@@ -59,6 +62,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = bound
     app.state.sessionmaker = make_sessionmaker(bound)
+    app.state.loop_reader = None if loop_reader is None else make_sessionmaker(loop_reader)
     app.state.limiter = limiter
 
     install_error_handlers(app)
@@ -71,3 +75,20 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(audit.router)
     app.include_router(health.router)
     return app
+
+
+def _loop_reader(engine: Engine) -> Engine | None:
+    """For a SQLite file, a second engine whose one connection reads sessions on the event
+    loop, never waiting for a lock (busy timeout 0: a busy database fails at once and the
+    request takes the thread pool instead). In WAL mode a read does not wait for writers,
+    so a token check costs no thread hop. None for other databases, whose reads are
+    network round trips and stay off the loop."""
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return make_engine(
+        url.render_as_string(hide_password=False),
+        busy_timeout_ms=0,
+        pool_size=1,
+        max_overflow=0,
+    )

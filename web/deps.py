@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session, sessionmaker
 
 from services import permissions, sessions
+from services.errors import Unavailable
 from studio_auth.settings import Settings
 from web.errors import NotAuthenticated, PasswordChangeRequired
 from web.limiter import PasswordLimiter
@@ -105,6 +106,11 @@ def _resolve(factory: sessionmaker[Session], token: str) -> SessionInfo | None:
         return sessions.resolve_session(db, token)
 
 
+def _touch(factory: sessionmaker[Session], found: sessions.FoundSession) -> SessionInfo:
+    with factory() as db:
+        return sessions.touch_session(db, found)
+
+
 async def session_any_state(
     request: Request, token: Annotated[str, Depends(bearer_token)]
 ) -> SessionInfo:
@@ -118,10 +124,25 @@ async def session_any_state(
     # A token that cannot be one of ours costs neither a thread nor a database session.
     if sessions.token_digest(token) is None:
         raise NotAuthenticated
-    # The one thread hop of an authenticated request: the lookup is a blocking call
-    # (SQLite can wait up to its busy timeout) and must not stall the event loop. The
-    # dependencies around it and the endpoints that only read ``info`` are async.
-    info = await run_in_threadpool(_resolve, get_sessionmaker(request), token)
+    factory = get_sessionmaker(request)
+    reader: sessionmaker[Session] | None = request.app.state.loop_reader
+    info: SessionInfo | None
+    if reader is None:
+        # A blocking lookup must not stall the event loop: one thread hop.
+        info = await run_in_threadpool(_resolve, factory, token)
+    else:
+        # SQLite: read on the loop with a connection that never waits for a lock.
+        try:
+            with reader() as db:
+                found = sessions.read_session(db, token)
+        except Unavailable:
+            # Busy, or broken: the ordinary path waits its turn or reports the failure.
+            info = await run_in_threadpool(_resolve, factory, token)
+        else:
+            if found is not None and found.touch_due:
+                info = await run_in_threadpool(_touch, factory, found)  # a write
+            else:
+                info = None if found is None else found.info
     if info is None:
         raise NotAuthenticated
     return info

@@ -60,10 +60,14 @@ def _ping_when_idle(engine: Engine) -> None:
     event.listen(engine, "checkout", on_checkout)
 
 
-def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str | None = None, *, busy_timeout_ms: int | None = None, **kwargs: Any
+) -> Engine:
     """An engine for ``url`` (default: the configured ``DATABASE_URL``).
 
-    SQLite gets foreign keys, WAL and a busy timeout on every connection. PostgreSQL
+    SQLite gets foreign keys, WAL and a busy timeout on every connection
+    (``busy_timeout_ms``, default the configured one; 0 makes a locked database fail at
+    once instead of waiting). PostgreSQL
     connections are reused most-recently-used first (a warm server process answers
     faster) and checked before use after an idle spell, so the pool recovers by itself
     after the server comes back.
@@ -72,7 +76,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     url = url or settings.database_url
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        busy = settings.sqlite_busy_timeout_ms
+        busy = settings.sqlite_busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
         connect_args = {"timeout": busy / 1000, "check_same_thread": False}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_on_connect(busy))

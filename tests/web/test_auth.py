@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from data.models import Role, User
 from services import sessions
 from services.auth import generate_session_token
+from studio_auth.settings import get_settings
 from tests.conftest import DEFAULT_PASSWORD, FakeClock
 from tests.web.conftest import Account, assert_problem, bearer, sign_in
 
@@ -165,19 +167,65 @@ class ThreadHops:
 
 
 @pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch, engine: Engine) -> Iterator[ThreadHops]:
+def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[ThreadHops]:
     counter = ThreadHops(anyio.to_thread.run_sync)
     monkeypatch.setattr(anyio.to_thread, "run_sync", counter)
-    event.listen(engine, "before_cursor_execute", counter.on_execute)
+    # Every engine, the app's event-loop reader included.
+    event.listen(Engine, "before_cursor_execute", counter.on_execute)
     yield counter
-    event.remove(engine, "before_cursor_execute", counter.on_execute)
+    event.remove(Engine, "before_cursor_execute", counter.on_execute)
 
 
-def test_me_costs_one_thread_hop_and_one_statement(
-    client: TestClient, assistant: Account, hops: ThreadHops
+def _lookup_hops(engine: Engine) -> int:
+    """Thread hops of one token lookup: none on SQLite (read on the event loop, where a
+    WAL read never waits for a writer), one on PostgreSQL (a network round trip)."""
+    return 0 if engine.dialect.name == "sqlite" else 1
+
+
+def test_me_costs_at_most_one_thread_hop_and_one_statement(
+    client: TestClient, assistant: Account, hops: ThreadHops, engine: Engine
 ) -> None:
     assert client.get("/auth/me", headers=assistant.headers).status_code == 200
-    assert (hops.calls, hops.statements) == (1, 1)
+    assert (hops.calls, hops.statements) == (_lookup_hops(engine), 1)
+
+
+def test_a_due_last_seen_write_takes_the_thread_pool(
+    clock: FakeClock, client: TestClient, assistant: Account, hops: ThreadHops, engine: Engine
+) -> None:
+    clock.advance(get_settings().session_touch_seconds + 1)
+    assert client.get("/auth/me", headers=assistant.headers).status_code == 200
+    # the read, then the UPDATE off the loop (PostgreSQL: both in one hop)
+    assert (hops.calls, hops.statements) == (1, 2)
+    hops.calls = hops.statements = 0
+    assert client.get("/auth/me", headers=assistant.headers).status_code == 200
+    assert (hops.calls, hops.statements) == (_lookup_hops(engine), 1)
+
+
+def test_a_busy_sqlite_database_sends_the_lookup_to_the_thread_pool(
+    client: TestClient, assistant: Account, hops: ThreadHops, engine: Engine
+) -> None:
+    if engine.dialect.name != "sqlite":
+        return  # PostgreSQL lookups always take the pool
+    with engine.connect() as conn:
+        # An exclusive-mode writer: in WAL mode, the one lock that makes readers wait.
+        conn.exec_driver_sql("PRAGMA locking_mode=EXCLUSIVE")
+        conn.exec_driver_sql("BEGIN EXCLUSIVE")
+        conn.exec_driver_sql("UPDATE users SET username = username")
+
+        def release() -> None:
+            conn.rollback()
+            conn.exec_driver_sql("PRAGMA locking_mode=NORMAL")
+            conn.exec_driver_sql("SELECT 1 FROM users")  # the change takes effect on use
+            conn.rollback()
+
+        waiting = threading.Timer(0.2, release)
+        waiting.start()
+        try:
+            response = client.get("/auth/me", headers=assistant.headers)
+        finally:
+            waiting.join()
+    assert response.status_code == 200
+    assert hops.calls == 1  # the loop did not wait: the pool did
 
 
 @pytest.mark.parametrize(
@@ -191,10 +239,12 @@ def test_a_missing_or_malformed_token_costs_no_thread_and_no_sql(
     assert (hops.calls, hops.statements) == (0, 0)
 
 
-def test_a_well_formed_unknown_token_is_one_lookup(client: TestClient, hops: ThreadHops) -> None:
+def test_a_well_formed_unknown_token_is_one_lookup(
+    client: TestClient, hops: ThreadHops, engine: Engine
+) -> None:
     token = generate_session_token()
     assert_problem(client.get("/auth/me", headers=bearer(token)), 401, "unauthenticated")
-    assert (hops.calls, hops.statements) == (1, 1)
+    assert (hops.calls, hops.statements) == (_lookup_hops(engine), 1)
 
 
 def test_token_in_the_url_is_never_read(client: TestClient, assistant: Account) -> None:
