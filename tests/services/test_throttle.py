@@ -372,3 +372,22 @@ def test_counter_writes_leave_the_connection_fully_durable(engine, clock) -> Non
     for _ in range(engine.pool.size()):
         with engine.connect() as conn:
             assert conn.scalar(text(query)) == expected
+
+
+def test_parallel_attempts_across_names_and_addresses_count_exactly(
+    clock, roomy_engine, engine, settings_env
+) -> None:
+    # Crossing name and address pairs in parallel must neither deadlock nor lose a count.
+    settings_env(throttle_free_failures=1000, throttle_ip_max_failures=1000)
+    pairs = [(name, ip) for name in ("alice", "bob") for ip in ("10.0.0.1", "10.0.0.2")] * 10
+
+    def attempt(s: Session) -> object:
+        name, ip = pairs.pop()
+        return throttle.reserve(s, name, ip=ip).allowed
+
+    assert _parallel(roomy_engine, len(pairs), attempt) == [True] * 40
+    assert failures(engine, "alice") == failures(engine, "bob") == 20
+    with fresh(engine) as s:
+        for ip in ("10.0.0.1", "10.0.0.2"):
+            row = s.get(ThrottleCounter, throttle.ip_key(ip))
+            assert row is not None and row.failures == 20
