@@ -3,8 +3,7 @@
 Failed sign-ins, throttle counts and denials are committed independently of the caller's
 transaction, so a caller that never commits (or rolls back) cannot erase them:
 ``write_durably`` runs ORM work in a transaction of its own, and ``run_durably`` runs
-Core statements that each commit on their own (autocommit), which saves the BEGIN and
-COMMIT round trips on the sign-in path.
+Core statements on the sign-in path as cheaply as each database allows (see there).
 
 SQLite has one writer at a time: while the caller's connection holds uncommitted writes,
 a second connection could only wait for it. In that case the work runs on the caller's
@@ -48,28 +47,35 @@ def write_durably(db: Session, work: Callable[[Session], T]) -> T:
 
 
 def run_durably(db: Session, work: Callable[[Connection], T]) -> T:
-    """Run ``work`` on a connection in autocommit mode, apart from the caller's
-    transaction: each statement it executes is committed as soon as it completes.
+    """Run ``work`` on a connection of its own, apart from the caller's transaction, and
+    commit it before returning.
 
     Only for work whose statements each leave the database consistent on their own (a
-    counter UPSERT, a compare-and-set UPDATE, one audit row). Where SQLite's write lock
-    is held by the caller, the statements join the caller's transaction instead and are
-    run again on their own if it rolls back.
+    counter UPSERT, a compare-and-set UPDATE, one audit row). On PostgreSQL each
+    statement commits as it completes (autocommit: no BEGIN and COMMIT round trips); on
+    SQLite, where those cost no round trip but every commit writes to the log, they
+    commit together at the end. Where SQLite's write lock is held by the caller, the
+    statements join the caller's transaction instead and are run again on their own if
+    it rolls back.
     """
-    if not _holds_sqlite_write_lock(db):
-        with _engine_of(db).connect() as conn:
-            return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
-    return _join_caller(db, work)
+    engine = _engine_of(db)
+    if engine.dialect.name == "sqlite":
+        if _holds_sqlite_write_lock(db):
+            return _join_caller(db, work)
+        with engine.begin() as conn:
+            return work(conn)
+    with engine.connect() as conn:
+        return work(conn.execution_options(isolation_level="AUTOCOMMIT"))
 
 
 def _join_caller(db: Session, work: Callable[[Connection], T]) -> T:
-    """Run ``work`` in the caller's transaction; if that transaction is rolled back
-    instead of committed, run it again on its own, in autocommit mode."""
+    """Run ``work`` in the caller's (SQLite) transaction; if that transaction is rolled
+    back instead of committed, run it again in a transaction of its own."""
     result = work(db.connection())
 
     def replay() -> None:
-        with _engine_of(db).connect() as conn:
-            work(conn.execution_options(isolation_level="AUTOCOMMIT"))
+        with _engine_of(db).begin() as conn:
+            work(conn)
 
     _replay_on_rollback(db, replay)
     return result

@@ -28,18 +28,30 @@ _bearer = HTTPBearer(auto_error=False, description="The access_token from POST /
 _MAX_FORWARDED_HOPS = 32
 
 
-def get_settings_of(request: Request) -> Settings:
+# The dependencies that only read the request or the app's state are async: FastAPI runs
+# a plain ``def`` dependency on the thread pool, a hop that costs more than the work.
+
+
+def _settings(request: Request) -> Settings:
     settings = request.app.state.settings
     assert isinstance(settings, Settings)
     return settings
 
 
-def get_sessionmaker(request: Request) -> sessionmaker[Session]:
+def _sessionmaker(request: Request) -> sessionmaker[Session]:
     factory: sessionmaker[Session] = request.app.state.sessionmaker
     return factory
 
 
-def get_limiter(request: Request) -> PasswordLimiter:
+async def get_settings_of(request: Request) -> Settings:
+    return _settings(request)
+
+
+async def get_sessionmaker(request: Request) -> sessionmaker[Session]:
+    return _sessionmaker(request)
+
+
+async def get_limiter(request: Request) -> PasswordLimiter:
     limiter = request.app.state.limiter
     assert isinstance(limiter, PasswordLimiter)
     return limiter
@@ -47,7 +59,7 @@ def get_limiter(request: Request) -> PasswordLimiter:
 
 def get_db(request: Request) -> Iterator[Session]:
     """A database session for the request, closed (rolled back unless committed) after."""
-    with get_sessionmaker(request)() as db:
+    with _sessionmaker(request)() as db:
         yield db
 
 
@@ -82,13 +94,13 @@ def _is_trusted(address: str | None, trusted: Sequence[Network]) -> bool:
     return any(ip in network for network in trusted)
 
 
-def client_address(request: Request) -> str | None:
+async def client_address(request: Request) -> str | None:
     peer = request.client.host if request.client else None
-    trusted = get_settings_of(request).trusted_proxy_networks
+    trusted = _settings(request).trusted_proxy_networks
     return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
-def user_agent(request: Request) -> str | None:
+async def user_agent(request: Request) -> str | None:
     return request.headers.get("user-agent")
 
 
@@ -124,7 +136,7 @@ async def session_any_state(
     # A token that cannot be one of ours costs neither a thread nor a database session.
     if sessions.token_digest(token) is None:
         raise NotAuthenticated
-    factory = get_sessionmaker(request)
+    factory = _sessionmaker(request)
     reader: sessionmaker[Session] | None = request.app.state.loop_reader
     info: SessionInfo | None
     if reader is None:
@@ -164,7 +176,7 @@ def require_permission(action: str) -> Callable[..., SessionInfo]:
     def check(
         request: Request, info: Annotated[SessionInfo, Depends(current_session)]
     ) -> SessionInfo:
-        with get_sessionmaker(request)() as db:
+        with _sessionmaker(request)() as db:
             permissions.require(db, info, action, session=info)
             db.commit()  # keeps an elevation_used record, if the action was supervised
         return info

@@ -337,6 +337,8 @@ def test_of_two_attempts_racing_for_the_lock_only_one_goes_on(
 ) -> None:
     # Both attempts count themselves past the allowance; the second takes the lock
     # between the first one's count and its own lock. The first must then be refused.
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite counts and locks in one write transaction: no rival fits between")
     make_user("alice")
     with fresh(engine) as s:
         fail_times(s, "alice", get_settings().throttle_free_failures - 1)

@@ -205,7 +205,7 @@ def test_a_busy_sqlite_database_sends_the_lookup_to_the_thread_pool(
     client: TestClient, assistant: Account, hops: ThreadHops, engine: Engine
 ) -> None:
     if engine.dialect.name != "sqlite":
-        return  # PostgreSQL lookups always take the pool
+        pytest.skip("PostgreSQL lookups always take the thread pool")
     with engine.connect() as conn:
         # An exclusive-mode writer: in WAL mode, the one lock that makes readers wait.
         conn.exec_driver_sql("PRAGMA locking_mode=EXCLUSIVE")

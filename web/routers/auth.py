@@ -192,7 +192,7 @@ async def change_own_password(
     responses=problem_responses(401, 403, 503),
     summary="What the current user may do",
 )
-def effective_permissions(info: CurrentSession) -> PermissionsResponse:
+async def effective_permissions(info: CurrentSession) -> PermissionsResponse:
     granted = permissions.effective_permissions(info, session=info)
     return PermissionsResponse(
         role=info["role"],
