@@ -1,8 +1,9 @@
 """Brute-force protection for every path that checks a password.
 
-Each attempt is counted *before* any bcrypt work, in a transaction of its own, under two
-keys: the normalized username (whether or not such a user exists, so throttling reveals
-nothing about which names exist) and, when known, the client address.
+Each attempt is counted *before* any bcrypt work, committed apart from the caller's
+transaction, under two keys: the normalized username (whether or not such a user exists,
+so throttling reveals nothing about which names exist) and, when known, the client
+address.
 
 - Username: the first ``throttle_free_failures`` consecutive failures are free; the
   attempt that reaches the allowance locks the name for ``throttle_base_delay_seconds``,
@@ -14,12 +15,14 @@ nothing about which names exist) and, when known, the client address.
   ``throttle_ip_max_failures`` failures across all usernames; then attempts are refused
   until the window ends. A success gives its reserved slot back.
 
-Every step is one atomic statement committed on its own (autocommit), so an attempt
-costs one round trip per key and no BEGIN or COMMIT. The count is an UPSERT ... RETURNING,
-serialized per row by the database, so fifty parallel wrong passwords are counted as
-fifty. An attempt that reaches the allowance takes the lock with a compare-and-set UPDATE
-(only if the lock is still what its count returned), so of parallel attempts past the
-allowance exactly one wins and goes on to bcrypt; the others are refused.
+Every step is one atomic statement, complete on its own: on PostgreSQL each commits as it
+completes (autocommit), so counting costs one round trip per key and no BEGIN or COMMIT;
+on SQLite, which has no round trips but one writer at a time, an attempt's steps commit
+together. Each count is an UPSERT ... RETURNING, serialized per row by the database, so
+fifty parallel wrong passwords are counted as fifty. An attempt that reaches the
+allowance takes the lock with a compare-and-set UPDATE (only if the lock is still what
+its count returned), so of parallel attempts past the allowance exactly one wins and goes
+on to bcrypt; the others are refused.
 
 On PostgreSQL, counter statements are acknowledged before their WAL is flushed to disk
 (``synchronous_commit`` off for that statement only): they sit on every sign-in's path,
