@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 from functools import lru_cache
@@ -68,7 +69,7 @@ class Settings(BaseSettings):
                     raise ValueError(f"not an address or network: {item.strip()!r}") from None
         return value
 
-    @property
+    @functools.cached_property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(
             ipaddress.ip_network(item.strip(), strict=False)
