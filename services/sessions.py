@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Row,
     Select,
     and_,
@@ -211,8 +212,9 @@ class FoundSession:
     at: datetime
 
 
-def read_session(db: Session, token: object) -> FoundSession | None:
-    """The reading half of ``resolve_session``: one SELECT, never a write.
+def read_session(db: Session | Connection, token: object) -> FoundSession | None:
+    """The reading half of ``resolve_session``: one SELECT, never a write, on a Session
+    or directly on a Connection.
 
     For callers that must not wait on a write lock (the HTTP service reads on its event
     loop): they call ``touch_session`` elsewhere when ``touch_due`` is set. Raises
@@ -307,7 +309,9 @@ if TYPE_CHECKING:  # the Row generics of SQLAlchemy 2.1; never evaluated at run 
     ]
 
 
-def _find(db: Session, digest: str) -> _Found | None:
+def _find(db: Session | Connection, digest: str) -> _Found | None:
+    if isinstance(db, Connection):
+        return db.execute(_RESOLVE, {"digest": digest}).one_or_none()
     if db.autoflush:
         db.flush()  # the caller's pending changes count, as they would for an ORM query
     return db.connection().execute(_RESOLVE, {"digest": digest}).one_or_none()

@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.settings = settings
     app.state.engine = bound
     app.state.sessionmaker = make_sessionmaker(bound)
-    app.state.loop_reader = None if loop_reader is None else make_sessionmaker(loop_reader)
+    app.state.loop_reader = loop_reader
     app.state.limiter = limiter
 
     install_error_handlers(app)

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from services import permissions, sessions
@@ -137,7 +139,7 @@ async def session_any_state(
     if sessions.token_digest(token) is None:
         raise NotAuthenticated
     factory = _sessionmaker(request)
-    reader: sessionmaker[Session] | None = request.app.state.loop_reader
+    reader: Engine | None = request.app.state.loop_reader
     info: SessionInfo | None
     if reader is None:
         # A blocking lookup must not stall the event loop: one thread hop.
@@ -145,10 +147,11 @@ async def session_any_state(
     else:
         # SQLite: read on the loop with a connection that never waits for a lock.
         try:
-            with reader() as db:
-                found = sessions.read_session(db, token)
-        except Unavailable:
-            # Busy, or broken: the ordinary path waits its turn or reports the failure.
+            with reader.connect() as conn:
+                found = sessions.read_session(conn, token)
+        except (Unavailable, SQLAlchemyError):
+            # Busy (even connecting can be), or broken: the ordinary path waits its turn
+            # or reports the failure.
             info = await run_in_threadpool(_resolve, factory, token)
         else:
             if found is not None and found.touch_due:

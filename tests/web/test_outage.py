@@ -147,7 +147,7 @@ def test_database_outage_is_503_then_recovers(outage: Outage) -> None:
         outage.cut()
         if app.state.loop_reader is not None:
             # The event-loop reader's open file would outlive the rename too.
-            app.state.loop_reader.kw["bind"].dispose()
+            app.state.loop_reader.dispose()
         try:
             for response in [
                 client.get("/auth/me", headers=bearer(token)),
