@@ -110,14 +110,13 @@ def event_fields(
         "session_id": session_id,
         "detail": _clean_detail(detail or {}),
     }
-    if logger.isEnabledFor(logging.WARNING if outcome in _WARNING_OUTCOMES else logging.INFO):
+    level = logging.WARNING if outcome in _WARNING_OUTCOMES else logging.INFO
+    if logger.isEnabledFor(level):
+        # The log line names the address "ip", as it always has.
         line = {**fields, "at": fields["at"].isoformat(), "ip": fields["client_ip"]}
         del line["client_ip"]
-        logger.log(
-            logging.WARNING if outcome in _WARNING_OUTCOMES else logging.INFO,
-            "audit %s",
-            json.dumps(line, ensure_ascii=True, sort_keys=True, default=str),
-        )
+        text = json.dumps(line, ensure_ascii=True, sort_keys=True, default=str)
+        logger.log(level, "audit %s", text)
     return fields
 
 

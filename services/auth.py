@@ -54,8 +54,9 @@ def get_user_by_username(db: Session, username: str) -> User | None:
     return db.scalars(select(User).where(User.username_key == key)).one_or_none()
 
 
-def user_info(user: User) -> UserInfo:
-    """The plain dict that ``authenticate()`` returns for ``user``."""
+def user_info(user: User | Row[*tuple[Any, ...]]) -> UserInfo:
+    """The plain dict that ``authenticate()`` returns for ``user``: a ``User``, or a row
+    that selected the same columns by name."""
     return {
         "id": user.id,
         "username": user.username,
@@ -188,13 +189,7 @@ def _mark_signed_in(
     if loaded is not None:
         # The caller holds this user: its next read of these fields sees the update.
         db.expire(loaded, ["last_login", "password_hash", "updated_at"])
-    return {
-        "id": row.id,
-        "username": row.username,
-        "role": row.role.value,
-        "artist_id": row.artist_id,
-        "must_change_password": row.must_change_password,
-    }
+    return user_info(row)
 
 
 _users = User.__table__.c

@@ -44,6 +44,7 @@ from services.auth import (
     UserInfo,
     check_credentials,
     generate_session_token,
+    user_info,
 )
 from services.durable import write_durably
 from services.errors import NotFound, Unavailable
@@ -208,7 +209,6 @@ class FoundSession:
 
     info: dict[str, Any]
     touch_due: bool
-    last_seen_at: datetime
     at: datetime
 
 
@@ -237,20 +237,15 @@ def read_session(db: Session | Connection, token: object) -> FoundSession | None
     if at >= expires_at or at >= last_seen_at + _idle_limit():
         return None
     touch_due = at - last_seen_at >= timedelta(seconds=get_settings().session_touch_seconds)
-    # The keys and values of ``user_info()``, built from the row's columns.
     info = {
-        "id": found.id,
-        "username": found.username,
-        "role": found.role.value,
-        "artist_id": found.artist_id,
-        "must_change_password": found.must_change_password,
+        **user_info(found),
         "session_id": found.session_id,
         "expires_at": expires_at,
         "idle_expires_at": min(expires_at, last_seen_at + _idle_limit()),
         "elevated_by": found.elevated_by,
         "elevated_until": found.elevated_until,
     }
-    return FoundSession(info, touch_due, last_seen_at, at)
+    return FoundSession(info, touch_due, at)
 
 
 def touch_session(db: Session, found: FoundSession) -> dict[str, Any]:
@@ -310,11 +305,12 @@ if TYPE_CHECKING:  # the Row generics of SQLAlchemy 2.1; never evaluated at run 
 
 
 def _find(db: Session | Connection, digest: str) -> _Found | None:
-    if isinstance(db, Connection):
-        return db.execute(_RESOLVE, {"digest": digest}).one_or_none()
-    if db.autoflush:
-        db.flush()  # the caller's pending changes count, as they would for an ORM query
-    return db.connection().execute(_RESOLVE, {"digest": digest}).one_or_none()
+    conn = db
+    if isinstance(db, Session):
+        if db.autoflush:
+            db.flush()  # the caller's pending changes count, as for an ORM query
+        conn = db.connection()
+    return conn.execute(_RESOLVE, {"digest": digest}).one_or_none()
 
 
 def _touch(db: Session, session_id: int, at: datetime, touch: timedelta) -> datetime | None:

@@ -119,8 +119,8 @@ def next_delay(previous: timedelta | None, settings: Settings | None = None) -> 
 
 @dataclass(frozen=True)
 class _Statements:
-    """The throttle's statements for one dialect, built once: each runs in autocommit
-    mode as a complete, atomic step of its own."""
+    """The throttle's statements for one dialect, built once: each a complete, atomic
+    step of its own (see ``services.durable.run_durably`` for how they commit)."""
 
     count_ip: ReturningInsert[Any]
     count_user: ReturningInsert[Any]

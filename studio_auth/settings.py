@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -69,7 +68,7 @@ class Settings(BaseSettings):
                     raise ValueError(f"not an address or network: {item.strip()!r}") from None
         return value
 
-    @functools.cached_property
+    @cached_property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         return tuple(
             ipaddress.ip_network(item.strip(), strict=False)

@@ -45,10 +45,6 @@ def _sessionmaker(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-async def get_settings_of(request: Request) -> Settings:
-    return _settings(request)
-
-
 async def get_sessionmaker(request: Request) -> sessionmaker[Session]:
     return _sessionmaker(request)
 
@@ -140,24 +136,23 @@ async def session_any_state(
         raise NotAuthenticated
     factory = _sessionmaker(request)
     reader: Engine | None = request.app.state.loop_reader
-    info: SessionInfo | None
-    if reader is None:
-        # A blocking lookup must not stall the event loop: one thread hop.
-        info = await run_in_threadpool(_resolve, factory, token)
-    else:
-        # SQLite: read on the loop with a connection that never waits for a lock.
+    if reader is not None:
+        # SQLite: read on the loop with a connection that never waits for a lock. If it
+        # is busy (even connecting can be), or broken, the pool path below waits its turn
+        # or reports the failure.
         try:
             with reader.connect() as conn:
                 found = sessions.read_session(conn, token)
         except (Unavailable, SQLAlchemyError):
-            # Busy (even connecting can be), or broken: the ordinary path waits its turn
-            # or reports the failure.
-            info = await run_in_threadpool(_resolve, factory, token)
+            pass
         else:
-            if found is not None and found.touch_due:
-                info = await run_in_threadpool(_touch, factory, found)  # a write
-            else:
-                info = None if found is None else found.info
+            if found is None:
+                raise NotAuthenticated
+            if not found.touch_due:
+                return found.info
+            return await run_in_threadpool(_touch, factory, found)  # a write
+    # A blocking lookup must not stall the event loop: one thread hop.
+    info = await run_in_threadpool(_resolve, factory, token)
     if info is None:
         raise NotAuthenticated
     return info

@@ -67,10 +67,9 @@ def make_engine(
 
     SQLite gets foreign keys, WAL and a busy timeout on every connection
     (``busy_timeout_ms``, default the configured one; 0 makes a locked database fail at
-    once instead of waiting). PostgreSQL
-    connections are reused most-recently-used first (a warm server process answers
-    faster) and checked before use after an idle spell, so the pool recovers by itself
-    after the server comes back.
+    once instead of waiting). PostgreSQL connections are reused most-recently-used first
+    (a warm server process answers faster) and checked before use after an idle spell,
+    so the pool recovers by itself after the server comes back.
     """
     settings = get_settings()
     url = url or settings.database_url
