@@ -99,7 +99,34 @@ def event_fields(
 ) -> dict[str, Any]:
     """The cleaned column values of one event (for ``write_event``), logged as one
     structured line."""
-    fields: dict[str, Any] = {
+    fields = clean_fields(
+        event,
+        outcome,
+        user_id=user_id,
+        actor_id=actor_id,
+        username=username,
+        ip=ip,
+        session_id=session_id,
+        detail=detail,
+    )
+    log_event(fields)
+    return fields
+
+
+def clean_fields(
+    event: str,
+    outcome: str,
+    *,
+    user_id: int | None = None,
+    actor_id: int | None = None,
+    username: object = None,
+    ip: str | None = None,
+    session_id: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The cleaned column values of one event, not yet logged: for a writer that knows
+    only after its statement whether the event happened (then ``log_event``)."""
+    return {
         "at": now(),
         "event": event,
         "outcome": outcome,
@@ -110,14 +137,17 @@ def event_fields(
         "session_id": session_id,
         "detail": _clean_detail(detail or {}),
     }
-    level = logging.WARNING if outcome in _WARNING_OUTCOMES else logging.INFO
+
+
+def log_event(fields: dict[str, Any]) -> None:
+    """The structured log line of an event made by ``clean_fields``."""
+    level = logging.WARNING if fields["outcome"] in _WARNING_OUTCOMES else logging.INFO
     if logger.isEnabledFor(level):
         # The log line names the address "ip", as it always has.
         line = {**fields, "at": fields["at"].isoformat(), "ip": fields["client_ip"]}
         del line["client_ip"]
         text = json.dumps(line, ensure_ascii=True, sort_keys=True, default=str)
         logger.log(level, "audit %s", text)
-    return fields
 
 
 def record(

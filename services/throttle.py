@@ -39,7 +39,7 @@ import hashlib
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, case, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -60,10 +60,23 @@ _RAW_HASH_LIMIT = 1024
 _table = ThrottleCounter.__table__
 
 
+class Account(NamedTuple):
+    """What a password check needs of the account a name belongs to."""
+
+    id: int
+    password_hash: str
+    is_active: bool
+
+
 @dataclass(frozen=True)
 class Attempt:
     """The outcome of reserving an attempt: whether it may check a password, and if not,
-    how long to wait and which limit refused it (``"user"`` or ``"ip"``)."""
+    how long to wait and which limit refused it (``"user"`` or ``"ip"``).
+
+    ``account`` is the account the name belonged to when the attempt was counted (None
+    if none), read by the counting statement itself so that a sign-in needs no separate
+    lookup; it is committed data only, as seen from outside the caller's transaction.
+    """
 
     user_key: str
     ip_key: str | None
@@ -71,6 +84,7 @@ class Attempt:
     allowed: bool
     retry_after: float = 0.0
     limited_by: str | None = None
+    account: Account | None = None
 
 
 def user_key(username: object) -> str:
@@ -161,6 +175,12 @@ def _statements(dialect: str) -> _Statements:
         )
         .returning(c.failures, c.window_start, *flags)
     )
+    # The account behind the name is read in the same statement (one round trip).
+    owner = User.username_key == bindparam("name")
+    account = [
+        select(column).where(owner).scalar_subquery().label(column.key)
+        for column in (User.id, User.password_hash, User.is_active)
+    ]
     count_user = (
         insert_(ThrottleCounter)
         .values(first)
@@ -168,7 +188,7 @@ def _statements(dialect: str) -> _Statements:
             index_elements=[c.key],
             set_={"failures": c.failures + 1, "last_failure_at": _AT},
         )
-        .returning(c.failures, c.blocked_until, c.window_start, *flags)
+        .returning(c.failures, c.blocked_until, c.window_start, *account, *flags)
     )
     # Compare-and-set: the lock is taken only if nobody has changed it since this attempt
     # counted itself, so of several parallel attempts past the allowance exactly one wins.
@@ -216,6 +236,7 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
     settings = get_settings()
     sql = _statements(conn.dialect.name)
     at = now()
+    name = normalize_username(username)
     u_key = user_key(username)
     a_key = ip_key(ip) if ip else None
     window_start = None
@@ -226,7 +247,7 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
         ip_failures, window_start = int(row[0]), row[1]
         if ip_failures > settings.throttle_ip_max_failures:
             ip_wait = max((window_start + window - at).total_seconds(), 1.0)
-    row = conn.execute(sql.count_user, {"k": u_key, "at": at}).one()
+    row = conn.execute(sql.count_user, {"k": u_key, "at": at, "name": name}).one()
     failures, blocked_until, locked_at = int(row[0]), row[1], row[2]
     if blocked_until is not None and blocked_until > at:
         # Refused and counted; the lock is left as it is (see the module docstring).
@@ -234,6 +255,7 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
         return Attempt(u_key, a_key, window_start, False, wait, "user")
     if ip_wait:
         return Attempt(u_key, a_key, window_start, False, ip_wait, "ip")
+    account = None if row.id is None else Account(row.id, row.password_hash, row.is_active)
     if failures >= settings.throttle_free_failures:
         # Lock in advance for the case this attempt fails (a success deletes the row).
         # For a username row, window_start is when its current lock began.
@@ -246,7 +268,7 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
             current = conn.scalar(query)
             wait = max((current - at).total_seconds(), 1.0) if current else 1.0
             return Attempt(u_key, a_key, window_start, False, wait, "user")
-    return Attempt(u_key, a_key, window_start, True)
+    return Attempt(u_key, a_key, window_start, True, account=account)
 
 
 def reserve(

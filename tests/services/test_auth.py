@@ -195,12 +195,13 @@ def _statements(engine) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("username", "password", "expected"),
     [
-        # count the attempt, read the account, record the failure
-        ("alice", "not the password", ["INSERT", "SELECT", "INSERT"]),
-        ("nobody", PASSWORD, ["INSERT", "SELECT", "INSERT"]),
-        ("gone", PASSWORD, ["INSERT", "SELECT", "INSERT"]),
-        # ... or forget the count, stamp last_login, record the success
-        ("alice", PASSWORD, ["INSERT", "SELECT", "DELETE", "UPDATE", "INSERT"]),
+        # count the attempt (reading the account in the same statement), record the failure
+        ("alice", "not the password", ["INSERT", "INSERT"]),
+        ("nobody", PASSWORD, ["INSERT", "INSERT"]),
+        ("gone", PASSWORD, ["INSERT", "INSERT"]),
+        # ... or forget the count, stamp last_login, record the success (on PostgreSQL
+        # the stamp and the event are one statement)
+        ("alice", PASSWORD, ["INSERT", "DELETE", "UPDATE", "INSERT"]),
     ],
 )
 def test_a_sign_in_costs_a_fixed_handful_of_statements(
@@ -208,6 +209,8 @@ def test_a_sign_in_costs_a_fixed_handful_of_statements(
 ) -> None:
     make_user("alice")
     make_user("gone", is_active=False)
+    if engine.dialect.name == "postgresql" and "UPDATE" in expected:
+        expected = [*expected[:-2], "WITH"]
     with _statements(engine) as seen, make_sessionmaker(engine)() as session:
         result = authenticate(session, username, password)
         assert (result is not None) == ("DELETE" in expected)
