@@ -74,6 +74,7 @@ def main() -> int:
                         window_start=at,
                         last_failure_at=at,
                         blocked_until=at + timedelta(days=1),
+                        sign_in_count=0,  # current for the account: still locked
                     )
                 )
                 db.commit()

@@ -131,15 +131,17 @@ def check_credentials(
     info = None
     if account and result and result.ok and account.is_active:
         new_hash = passwords.hash_password(password) if result.needs_rehash else None
-        # The right password was given: forget the failures first, on the pooled
-        # connection the lookup just used (still warm), then stamp the sign-in in the
-        # caller's transaction. The stamp is guarded: if the account was deactivated or
+        # The right password was given: give the address its slot back, then stamp the
+        # sign-in in the caller's transaction (which also tells the throttle to forget
+        # the name's failures). The stamp is guarded: if the account was deactivated or
         # its password changed while the password was being checked, this sign-in fails.
         throttle.succeeded(db, attempt)
         event = clean_fields(
             "login", "success", user_id=account.id, username=username, ip=ip, detail=agent
         )
         info = _mark_signed_in(db, account, new_hash, event)
+        if info is not None:
+            throttle.signed_in(db, attempt)
     if info is None:
         try:
             record_now(
@@ -213,7 +215,11 @@ def _stamp(rehash: bool, with_event: bool) -> Executable:
     ``with_event`` (PostgreSQL) it also inserts the audit event, only if the stamp
     matched, in the same statement: one round trip fewer on every sign-in."""
     users = User.__table__.c
-    values: dict[str, Any] = {"last_login": bindparam("stamp", type_=UTCDateTime())}
+    values: dict[str, Any] = {
+        "last_login": bindparam("stamp", type_=UTCDateTime()),
+        # Moving the count tells the throttle to forget this name's failures.
+        "sign_in_count": users.sign_in_count + 1,
+    }
     if rehash:
         values["password_hash"] = bindparam("new_hash")
     stamp = (

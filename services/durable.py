@@ -8,16 +8,20 @@ Core statements on the sign-in path as cheaply as each database allows (see ther
 SQLite has one writer at a time: while the caller's connection holds uncommitted writes,
 a second connection could only wait for it. In that case the work runs on the caller's
 connection (it holds the lock, so it is still atomic) and is replayed in a transaction of
-its own if the caller's transaction is rolled back instead of committed.
+its own if the caller's transaction ends without a commit (rolled back or closed).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, event
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, SessionTransaction
+
+logger = logging.getLogger("studio_auth.durable")
 
 T = TypeVar("T")
 
@@ -42,7 +46,7 @@ def write_durably(db: Session, work: Callable[[Session], T]) -> T:
         with Session(bind=db.get_bind(), expire_on_commit=False) as own, own.begin():
             work(own)
 
-    _replay_on_rollback(db, replay)
+    unless_committed(db, replay)
     return result
 
 
@@ -56,12 +60,17 @@ def run_durably(db: Session, work: Callable[[Connection], T]) -> T:
     SQLite, where those cost no round trip but every commit writes to the log, they
     commit together at the end. Where SQLite's write lock is held by the caller, the
     statements join the caller's transaction instead and are run again on their own if
-    it rolls back.
+    it ends without a commit.
     """
-    engine = _engine_of(db)
+    if _holds_sqlite_write_lock(db):
+        return _join_caller(db, work)
+    return run_apart(engine_of(db), work)
+
+
+def run_apart(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """``run_durably`` for a caller without a session: ``work`` on a connection of its
+    own, committed before returning."""
     if engine.dialect.name == "sqlite":
-        if _holds_sqlite_write_lock(db):
-            return _join_caller(db, work)
         with engine.begin() as conn:
             return work(conn)
     with engine.connect() as conn:
@@ -69,38 +78,55 @@ def run_durably(db: Session, work: Callable[[Connection], T]) -> T:
 
 
 def _join_caller(db: Session, work: Callable[[Connection], T]) -> T:
-    """Run ``work`` in the caller's (SQLite) transaction; if that transaction is rolled
-    back instead of committed, run it again in a transaction of its own."""
+    """Run ``work`` in the caller's (SQLite) transaction; if that transaction ends without
+    a commit, run it again in a transaction of its own."""
     result = work(db.connection())
+    engine = engine_of(db)
 
     def replay() -> None:
-        with _engine_of(db).begin() as conn:
-            work(conn)
+        run_apart(engine, work)
 
-    _replay_on_rollback(db, replay)
+    unless_committed(db, replay)
     return result
 
 
-def _engine_of(db: Session) -> Engine:
+def engine_of(db: Session) -> Engine:
     bind = db.get_bind()
     return bind if isinstance(bind, Engine) else bind.engine
 
 
-def _replay_on_rollback(db: Session, replay: Callable[[], None]) -> None:
-    """Call ``replay`` once if ``db``'s current transaction is rolled back, not if it
-    commits."""
-    settled = False
+def unless_committed(db: Session, action: Callable[[], None]) -> None:
+    """Call ``action`` once ``db``'s current transaction has ended without a commit: rolled
+    back, or closed. Nothing happens if it commits. Savepoints are not the transaction:
+    only the outermost one's end counts.
 
-    def on_commit(_session: Session) -> None:
-        nonlocal settled
-        settled = True
+    ``action`` runs as the transaction ends, on a connection of its own; if it fails, the
+    error is logged (it cannot be raised into ``close()``) and the action is lost.
+    """
+    db.info.setdefault(_PENDING, []).append(action)
 
-    def on_rollback(_session: Session) -> None:
-        nonlocal settled
-        if settled:
-            return
-        settled = True
-        replay()
 
-    event.listen(db, "after_commit", on_commit, once=True)
-    event.listen(db, "after_rollback", on_rollback, once=True)
+_PENDING = "studio_auth.unless_committed"
+
+
+# Listeners on the Session class (registered once, not per call); they look for pending
+# actions in the session's ``info`` and return at once for every other session.
+@event.listens_for(Session, "after_commit")
+def _on_commit(session: Session) -> None:
+    pending = session.info.get(_PENDING)
+    if pending and not session.in_nested_transaction():
+        pending.clear()
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _on_end(session: Session, transaction: SessionTransaction) -> None:
+    pending = session.info.get(_PENDING)
+    if not pending or transaction.parent is not None:
+        return
+    actions = list(pending)
+    pending.clear()
+    for action in actions:
+        try:
+            action()
+        except SQLAlchemyError:
+            logger.exception("a write kept apart from a rolled-back transaction failed")

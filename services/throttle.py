@@ -10,7 +10,12 @@ address.
   and every later attempt that is let through locks it for twice the previous lock, up to
   ``throttle_max_delay_seconds``. Attempts during a lock are refused and counted, but they
   neither move the lock nor lengthen the next one: cheap refused requests cannot keep a
-  name locked past the cap. A success (or an admin's ``unlock``) deletes the counter.
+  name locked past the cap. A correct password clears the count, and an admin's
+  ``unlock`` deletes the counter. The sign-in clears it without a write of its own when
+  the caller commits: its stamp moves the account's ``sign_in_count``, the counter keeps
+  the count it last saw, and the name's next count, seeing them differ, starts afresh
+  (no failures, no lock). If the caller's transaction ends without a commit, the
+  counter is deleted then.
 - Address: a fixed window of ``throttle_ip_window_seconds`` allows
   ``throttle_ip_max_failures`` failures across all usernames; then attempts are refused
   until the window ends. A success gives its reserved slot back.
@@ -41,16 +46,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, case, delete, func, literal, select, update
+from sqlalchemy import Connection, Row, bindparam, case, delete, func, literal, null, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Delete, ReturningInsert, ReturningUpdate, Update
+from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate, Update
 
 from data.db.base import UTCDateTime
 from data.models import ThrottleCounter, User, normalize_username
 from services.audit import event_fields, record, write_event
-from services.durable import run_durably
+from services.durable import engine_of, run_apart, run_durably, unless_committed
 from services.errors import Unavailable
 from studio_auth.clock import now
 from studio_auth.settings import Settings, get_settings
@@ -139,7 +144,6 @@ class _Statements:
     count_ip: ReturningInsert[Any]
     count_user: ReturningInsert[Any]
     lock: ReturningUpdate[Any]
-    release_user: Delete
     release_ip: Update
 
 
@@ -181,15 +185,21 @@ def _statements(dialect: str) -> _Statements:
         select(column).where(owner).scalar_subquery().label(column.key)
         for column in (User.id, User.password_hash, User.is_active)
     ]
-    count_user = (
-        insert_(ThrottleCounter)
-        .values(first)
-        .on_conflict_do_update(
-            index_elements=[c.key],
-            set_={"failures": c.failures + 1, "last_failure_at": _AT},
-        )
-        .returning(c.failures, c.blocked_until, c.window_start, *account, *flags)
-    )
+    signed_in = select(User.sign_in_count).where(owner).scalar_subquery()
+    counting = insert_(ThrottleCounter).values({**first, "sign_in_count": signed_in})
+    # The account has signed in since this name's last count: start it afresh.
+    seen = counting.excluded.sign_in_count
+    fresh = c.sign_in_count.is_distinct_from(seen)
+    count_user = counting.on_conflict_do_update(
+        index_elements=[c.key],
+        set_={
+            "failures": case((fresh, 1), else_=c.failures + 1),
+            "blocked_until": case((fresh, null()), else_=c.blocked_until),
+            "window_start": case((fresh, _AT), else_=c.window_start),
+            "last_failure_at": _AT,
+            "sign_in_count": seen,
+        },
+    ).returning(c.failures, c.blocked_until, c.window_start, *account, *flags)
     # Compare-and-set: the lock is taken only if nobody has changed it since this attempt
     # counted itself, so of several parallel attempts past the allowance exactly one wins.
     lock = (
@@ -201,7 +211,6 @@ def _statements(dialect: str) -> _Statements:
         .values(window_start=_AT, blocked_until=bindparam("until", type_=UTCDateTime()))
         .returning(c.key, *flags)
     )
-    release_user = delete(ThrottleCounter).where(c.key == bindparam("k"))
     # Give back a success's slot, unless the window has since been restarted.
     release_ip = (
         update(ThrottleCounter)
@@ -213,9 +222,8 @@ def _statements(dialect: str) -> _Statements:
         .values(failures=c.failures - literal(1))
     )
     if flags:
-        release_user = release_user.returning(*flags)  # type: ignore[assignment]
         release_ip = release_ip.returning(*flags)
-    return _Statements(count_ip, count_user, lock, release_user, release_ip)
+    return _Statements(count_ip, count_user, lock, release_ip)
 
 
 def _reserve(conn: Connection, username: object, ip: str | None, user_agent: str | None) -> Attempt:
@@ -257,7 +265,7 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
         return Attempt(u_key, a_key, window_start, False, ip_wait, "ip")
     account = None if row.id is None else Account(row.id, row.password_hash, row.is_active)
     if failures >= settings.throttle_free_failures:
-        # Lock in advance for the case this attempt fails (a success deletes the row).
+        # Lock in advance for the case this attempt fails (a sign-in clears it).
         # For a username row, window_start is when its current lock began.
         previous = None if blocked_until is None else blocked_until - locked_at
         until = at + next_delay(previous, settings)
@@ -289,22 +297,45 @@ def reserve(
         ) from None
 
 
-def _release(conn: Connection, attempt: Attempt) -> None:
-    sql = _statements(conn.dialect.name)
-    conn.execute(sql.release_user, {"k": attempt.user_key})
-    if attempt.ip_key is not None and attempt.ip_window_start is not None:
-        conn.execute(sql.release_ip, {"k": attempt.ip_key, "started": attempt.ip_window_start})
-
-
 def succeeded(db: Session, attempt: Attempt) -> None:
-    """Forget the username's failures after a correct password, and give the address its
-    slot back, committed at once whatever the caller does with ``db``."""
+    """Give the address its slot back after a correct password, committed at once
+    whatever the caller does with ``db``.
+
+    The username's failures need no write here: the sign-in's stamp moves the account's
+    ``sign_in_count``, and the name's next count starts afresh when it sees that.
+    """
+    if attempt.ip_key is None or attempt.ip_window_start is None:
+        return
+    params = {"k": attempt.ip_key, "started": attempt.ip_window_start}
+
+    def give_back(conn: Connection) -> None:
+        conn.execute(_statements(conn.dialect.name).release_ip, params)
+
     try:
-        run_durably(db, lambda conn: _release(conn, attempt))
+        run_durably(db, give_back)
     except SQLAlchemyError as exc:
         raise Unavailable(
             f"sign-in refused: the throttle store failed ({exc.__class__.__name__})"
         ) from None
+
+
+def signed_in(db: Session, attempt: Attempt) -> None:
+    """Forget the name's failures once the sign-in stamped in ``db``'s transaction holds.
+
+    Its commit does that with no write here (the stamp moves the account's
+    ``sign_in_count``; see the module docstring). A correct password clears the count
+    even if the caller then rolls back or never commits: the counter is deleted when its
+    transaction ends that way.
+    """
+    engine, params = engine_of(db), {"k": attempt.user_key}
+
+    def forget() -> None:
+        run_apart(engine, lambda conn: conn.execute(_FORGET, params))
+
+    unless_committed(db, forget)
+
+
+_FORGET = delete(ThrottleCounter).where(_table.c.key == bindparam("k"))
 
 
 def unlock(db: Session, username: str, *, actor_id: int | None = None) -> bool:
@@ -313,26 +344,43 @@ def unlock(db: Session, username: str, *, actor_id: int | None = None) -> bool:
 
     Returns True if there was a counter to clear, False if the name had none.
     """
-    key = user_key(username)
     cleared = db.execute(
         delete(ThrottleCounter)
-        .where(ThrottleCounter.key == key)
-        .returning(ThrottleCounter.failures)
+        .where(ThrottleCounter.key == user_key(username))
+        .returning(ThrottleCounter.failures, ThrottleCounter.sign_in_count)
     ).first()
-    name = normalize_username(username)
-    user_id = db.scalar(select(User.id).where(User.username_key == name)) if name else None
+    account = _account_of(db, username)
+    if cleared is not None and not _current(cleared.sign_in_count, account):
+        cleared = None  # forgotten already: the account signed in since
     record(
         db,
         "unlock",
         "success" if cleared else "noop",
-        user_id=user_id,
+        user_id=account.id if account else None,
         actor_id=actor_id,
         username=username,
-        detail={"failures": int(cleared[0]) if cleared else 0},
+        detail={"failures": int(cleared.failures) if cleared else 0},
     )
     return cleared is not None
 
 
 def status(db: Session, username: object) -> ThrottleCounter | None:
-    """The counter for ``username``, if any (for operators and tests)."""
-    return db.get(ThrottleCounter, user_key(username))
+    """The counter for ``username``, if it still counts (for operators and tests): a
+    counter the account has signed in since is forgotten, as the next attempt will."""
+    counter = db.get(ThrottleCounter, user_key(username))
+    if counter is None or not _current(counter.sign_in_count, _account_of(db, username)):
+        return None
+    return counter
+
+
+def _account_of(db: Session, username: object) -> Row[int, int] | None:
+    name = normalize_username(username)
+    if name is None:
+        return None
+    query = select(User.id, User.sign_in_count).where(User.username_key == name)
+    return db.execute(query).first()
+
+
+def _current(seen: int | None, account: Row[int, int] | None) -> bool:
+    """Whether a counter that saw ``seen`` sign-ins is still current for ``account``."""
+    return seen == (account.sign_in_count if account else None)

@@ -18,6 +18,8 @@ class ThrottleCounter(Base):
     window_start: Mapped[datetime] = mapped_column(UTCDateTime())
     last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime())
     blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    # For a username: the account's sign_in_count when the last attempt was counted.
+    sign_in_count: Mapped[int | None] = mapped_column(Integer)
 
     def __repr__(self) -> str:
         return f"ThrottleCounter(key={self.key!r}, failures={self.failures!r})"

@@ -6,7 +6,17 @@ import unicodedata
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, CheckConstraint, Dialect, ForeignKey, String, false, true
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Dialect,
+    ForeignKey,
+    Integer,
+    String,
+    false,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, validates
 from sqlalchemy.types import TypeDecorator
 
@@ -78,6 +88,8 @@ class User(Base):
         Boolean, default=False, server_default=false()
     )
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Successful sign-ins so far; a change tells the throttle to forget earlier failures.
+    sign_in_count: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now, onupdate=now)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=now)

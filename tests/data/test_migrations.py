@@ -5,14 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from data.db.base import Base
-from data.migrations import is_current
+from data.migrations import alembic_config, is_current, upgrade
 from data.models import Artist, Role, User
+from services import throttle
 
 
 def test_models_and_migrations_agree(engine) -> None:
@@ -24,6 +27,41 @@ def test_models_and_migrations_agree(engine) -> None:
 
 def test_database_is_at_head(engine) -> None:
     assert is_current(engine)
+
+
+def test_throttle_counters_of_accounts_stay_current_across_the_sign_in_count_upgrade(
+    engine,
+) -> None:
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0001")
+    at = datetime(2026, 1, 5, tzinfo=UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO users (username, username_key, password_hash, role, is_active,"
+                " must_change_password, created_at, updated_at, password_changed_at)"
+                " VALUES ('alice', 'alice', 'x', 'admin', true, false, :at, :at, :at)"
+            ),
+            {"at": at},
+        )
+        for key in ("user:alice", "user:nobody", "ip:192.0.2.1"):
+            conn.execute(
+                text(
+                    "INSERT INTO throttle_counters (key, failures, window_start, last_failure_at)"
+                    " VALUES (:key, 7, :at, :at)"
+                ),
+                {"key": key, "at": at},
+            )
+    upgrade(engine)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT key, sign_in_count FROM throttle_counters")).all())
+        assert conn.scalar(text("SELECT sign_in_count FROM users")) == 0
+    assert rows == {"user:alice": 0, "user:nobody": None, "ip:192.0.2.1": None}
+    with Session(engine) as s:
+        assert throttle.status(s, "alice").failures == 7
+        assert throttle.status(s, "nobody").failures == 7
 
 
 def test_role_check_constraint(db) -> None:

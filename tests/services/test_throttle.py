@@ -30,7 +30,7 @@ def fresh(engine: Engine) -> Session:
 
 def failures(engine: Engine, username: object) -> int:
     with fresh(engine) as s:
-        row = s.get(ThrottleCounter, throttle.user_key(username))
+        row = throttle.status(s, username)
         return 0 if row is None else row.failures
 
 
@@ -91,6 +91,73 @@ def test_success_resets_the_count(db, make_user, clock, engine) -> None:
     assert failures(engine, "alice") == 0
     fail_times(db, "alice", 4)  # four more are free again
     assert failures(engine, "alice") == 4
+
+
+def test_a_committed_sign_in_clears_the_count_without_a_write_of_its_own(
+    engine, make_user, clock
+) -> None:
+    make_user("alice")
+    for _ in range(4):
+        with fresh(engine) as s:
+            assert authenticate(s, "alice", WRONG) is None
+    with fresh(engine) as s:
+        assert authenticate(s, "alice", PASSWORD) is not None
+        s.commit()
+    with fresh(engine) as s:
+        # The row is as the sign-in's own count left it, but it no longer counts ...
+        assert s.get(ThrottleCounter, throttle.user_key("alice")).failures == 5
+    assert failures(engine, "alice") == 0
+    for _ in range(4):  # ... and the next attempts start afresh: four are free again
+        with fresh(engine) as s:
+            assert authenticate(s, "alice", WRONG) is None
+    assert failures(engine, "alice") == 4
+
+
+@pytest.mark.parametrize("ending", ["rollback", "close", "savepoint, then rollback"])
+def test_a_correct_password_clears_the_count_even_if_never_committed(
+    engine, make_user, clock, ending
+) -> None:
+    # The specification's own example reads the result and never commits.
+    make_user("alice")
+    for _ in range(4):
+        with fresh(engine) as s:
+            assert authenticate(s, "alice", WRONG) is None
+    s = fresh(engine)
+    if ending.startswith("savepoint"):
+        s.execute(text("SELECT 1"))
+        with s.begin_nested():  # a savepoint's commit is not the transaction's
+            assert authenticate(s, "alice", PASSWORD) is not None
+    else:
+        assert authenticate(s, "alice", PASSWORD) is not None
+    getattr(s, ending.split()[-1])()
+    s.close()
+    assert failures(engine, "alice") == 0
+    with fresh(engine) as s:
+        assert s.get(ThrottleCounter, throttle.user_key("alice")) is None
+
+
+def test_a_refused_sign_in_keeps_the_count(engine, make_user, clock) -> None:
+    user = make_user("alice")
+    for _ in range(3):
+        with fresh(engine) as s:
+            assert authenticate(s, "alice", WRONG) is None
+    with fresh(engine) as s:
+        s.execute(text("SELECT 1"))
+        s.get(type(user), user.id).is_active = False
+        s.flush()
+        assert authenticate(s, "alice", PASSWORD) is None
+        s.rollback()
+    assert failures(engine, "alice") == 4
+
+
+def test_two_sign_ins_in_one_open_transaction(engine, make_user, clock) -> None:
+    # The second count must not wait on anything the first sign-in holds.
+    make_user("alice")
+    with fresh(engine) as s:
+        assert authenticate(s, "alice", PASSWORD) is not None
+        assert authenticate(s, "alice", PASSWORD) is not None
+        s.commit()
+    assert failures(engine, "alice") == 0
 
 
 def test_throttled_attempts_do_no_bcrypt_work_and_never_extend_the_lock(
@@ -163,14 +230,17 @@ def test_counts_survive_a_caller_that_never_commits(engine, make_user, clock) ->
         assert authenticate(s, "alice", PASSWORD) is None
 
 
-def test_counts_survive_a_rollback_of_a_session_holding_writes(engine, make_user, clock) -> None:
+@pytest.mark.parametrize("ending", ["rollback", "close"])
+def test_counts_survive_a_rollback_of_a_session_holding_writes(
+    engine, make_user, clock, ending
+) -> None:
     make_user("alice")
     with fresh(engine) as s:
         s.add(Artist(name="uncommitted"))
         s.flush()  # on SQLite this session now holds the only write lock
         fail_times_no_rollback = [authenticate(s, "alice", WRONG) for _ in range(3)]
         assert fail_times_no_rollback == [None, None, None]
-        s.rollback()
+        getattr(s, ending)()
     assert failures(engine, "alice") == 3
     with fresh(engine) as s:
         assert s.scalar(select(func.count()).select_from(Artist)) == 0
