@@ -31,8 +31,11 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
 
 
 def is_current(engine: Engine) -> bool:
-    """True when the database is at the newest revision(s)."""
+    """True when the database is at this code's newest revision(s), or at revisions this
+    code does not know: a newer release's, applied before its code replaces this one
+    (migrations only add until a later release; see docs/deployment.md)."""
     script = ScriptDirectory.from_config(alembic_config(str(engine.url)))
     with engine.connect() as connection:
         current = set(MigrationContext.configure(connection).get_current_heads())
-    return current == set(script.get_heads())
+    known = {revision.revision for revision in script.walk_revisions()}
+    return current == set(script.get_heads()) or (bool(current) and not current & known)

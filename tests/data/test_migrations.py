@@ -29,6 +29,21 @@ def test_database_is_at_head(engine) -> None:
     assert is_current(engine)
 
 
+@pytest.mark.parametrize(("revision", "ready"), [("0001", False), ("9999", True)])
+def test_behind_is_not_current_but_a_newer_release_is(engine, revision, ready) -> None:
+    # During a rolling upgrade the new release migrates first; the old processes keep
+    # serving (their /readyz stays 200) until they are replaced. A database behind the
+    # code is not ready.
+    with engine.begin() as conn:
+        head = conn.scalar(text("SELECT version_num FROM alembic_version"))
+        conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
+    try:
+        assert is_current(engine) is ready
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": head})
+
+
 def test_throttle_counters_of_accounts_stay_current_across_the_sign_in_count_upgrade(
     engine,
 ) -> None:
