@@ -4,6 +4,7 @@ their own."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -25,6 +26,13 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 """
 
 
+# While the service runs, a thread running Python (counting a throttled sign-in, say)
+# hands the interpreter lock back to the event loop after this long, not after Python's
+# default 5 ms, which a token check would otherwise wait each time the loop gives up the
+# lock for a socket call. Measured under the login flood (docs/performance.md).
+GIL_SWITCH_SECONDS = 0.0005
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """A new application on ``engine`` (default: one made for ``settings.database_url``).
 
@@ -40,9 +48,12 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, GIL_SWITCH_SECONDS))
         try:
             yield
         finally:
+            sys.setswitchinterval(previous)
             limiter.shutdown()
             if loop_reader is not None:
                 loop_reader.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ from data.models import User
 from studio_auth.settings import Settings
 from tests.conftest import DEFAULT_PASSWORD
 from tests.web.conftest import Account, assert_problem
-from web.app import create_app
+from web.app import GIL_SWITCH_SECONDS, create_app
 from web.deps import forwarded_client
 from web.errors import Overloaded
 from web.limiter import PasswordLimiter
@@ -41,6 +42,13 @@ def test_readyz_is_503_when_migrations_are_not_current(tmp_path: Path) -> None:
             assert response.headers["retry-after"]
     finally:
         engine.dispose()
+
+
+def test_the_running_service_shortens_the_interpreter_switch_interval(engine: Engine) -> None:
+    before = sys.getswitchinterval()
+    with TestClient(create_app(engine=engine)):
+        assert sys.getswitchinterval() == min(before, GIL_SWITCH_SECONDS)
+    assert sys.getswitchinterval() == before
 
 
 def test_security_headers_on_every_response(client: TestClient, assistant: Account) -> None:
