@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import click
 
 from cli.common import db_session, handle_errors
@@ -63,4 +66,19 @@ def serve_command(host: str, port: int, workers: int, access_log: bool) -> None:
         log_level="info",
         # One log line per request costs token checks a measurable share of their time.
         access_log=access_log,
+        log_config=log_config(get_settings().log_level),
     )
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """Uvicorn's logging configuration plus studio-auth's own lines (audit events
+    included) on stderr at ``level``; applied in every worker process."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["studio_auth"] = {
+        "handlers": ["default"],
+        "level": level,
+        "propagate": False,
+    }
+    return config

@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Comma-separated addresses or networks whose X-Forwarded-For is believed.
     trusted_proxies: str = Field(default="", max_length=4000)
+    # What ``studio-auth serve`` logs (audit events: INFO, failures and denials: WARNING).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("trusted_proxies")
     @classmethod

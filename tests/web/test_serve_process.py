@@ -42,6 +42,8 @@ def test_serve_signs_in_answers_me_signs_out_and_stops(
     first_password = printed.group(1)
 
     with httpx.Client(base_url=base, timeout=10) as client:
+        wrong = client.post("/auth/login", json={"username": "admin", "password": "not it"})
+        assert wrong.status_code == 401
         login = client.post("/auth/login", json={"username": "admin", "password": first_password})
         assert login.status_code == 200, login.text
         assert login.headers["cache-control"] == "no-store"
@@ -71,6 +73,10 @@ def test_serve_signs_in_answers_me_signs_out_and_stops(
     # Uvicorn shuts down gracefully, then re-raises the signal it caught.
     assert process.wait(timeout=15) in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in out.read_text()
+    # Audit events reach the service's log: failures as WARNING, the rest as INFO.
+    audit = [line for line in out.read_text().splitlines() if " audit {" in line]
+    assert any(line.startswith("WARNING") and '"outcome": "failure"' in line for line in audit)
+    assert any(line.startswith("INFO") and '"outcome": "success"' in line for line in audit)
     # The password was printed once, and never into the server's log lines.
     assert out.read_text().count(first_password) == 1
     assert NEW_PASSWORD not in out.read_text()
