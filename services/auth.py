@@ -107,13 +107,18 @@ def check_credentials(
     recorded, apart from the caller's transaction. On success ``last_login`` is set (and
     an outdated hash upgraded) in the caller's transaction, flushed but not committed.
     ``attempt`` is the result of an earlier ``begin_attempt`` for the same name and
-    address; without it the attempt is counted here.
+    address (ValueError if it is for another name); without it the attempt is counted
+    here.
     """
-    # When this call counts the attempt and the caller has no transaction open, the
-    # counting statement's read of the account is as current as a lookup would be.
-    counted_here = attempt is None and not db.in_transaction()
+    # The statement that counted the attempt also read the account. Unless the caller
+    # has a transaction open (whose own changes the check must see), that read serves:
+    # it is committed data, and the stamp's guard refuses a sign-in if the account
+    # changed since (an attempt counted before queueing for the password pool).
+    counted_read = not db.in_transaction()
     if attempt is None:
         attempt = begin_attempt(db, username, ip=ip, user_agent=user_agent)
+    elif attempt.user_key != throttle.user_key(username):
+        raise ValueError("the attempt was counted for another username")
     agent = {"user_agent": user_agent} if user_agent else {}
     try:
         candidates = passwords.password_candidates(password)
@@ -121,7 +126,7 @@ def check_credentials(
         candidates = None
     account = None
     if candidates:
-        account = attempt.account if counted_here else _find_account(db, username)
+        account = attempt.account if counted_read else _find_account(db, username)
     result = passwords.check(candidates, account.password_hash) if account and candidates else None
     if result is None and candidates:
         # No account, or an unusable stored hash: check against a dummy hash anyway so

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from data.db.session import make_sessionmaker
 from data.models import AuditEvent, User
 from services import passwords
-from services.auth import authenticate, get_user_by_username
+from services.auth import authenticate, begin_attempt, check_credentials, get_user_by_username
+from services.errors import InvalidCredentials
 
 PASSWORD = "correct horse battery staple"
 
@@ -246,6 +247,40 @@ def test_an_account_changed_during_the_check_does_not_sign_in(
         assert other.scalar(select(User.last_login).where(User.username == "alice")) is None
         outcomes = other.scalars(select(AuditEvent.outcome)).all()
     assert outcomes == ["failure"]
+
+
+@pytest.mark.parametrize("change", ["password", "deactivate"])
+def test_an_account_changed_after_the_attempt_was_counted_does_not_sign_in(
+    make_user, engine, change
+) -> None:
+    # The HTTP service counts an attempt (reading the account) before the password
+    # check queues for the pool; a change in between must not let the old state in.
+    make_user("alice")
+    factory = make_sessionmaker(engine)
+    with factory() as s:
+        attempt = begin_attempt(s, "alice")
+    assert attempt.account is not None
+    with factory() as admin:
+        user = admin.scalars(select(User).where(User.username == "alice")).one()
+        if change == "password":
+            user.password_hash = passwords.hash_password("a brand new passphrase")
+        else:
+            user.is_active = False
+        admin.commit()
+    with factory() as s, pytest.raises(InvalidCredentials):
+        check_credentials(s, "alice", PASSWORD, attempt=attempt)
+
+
+def test_an_attempt_counted_for_another_name_is_refused(make_user, engine) -> None:
+    make_user("alice")
+    make_user("bob")
+    factory = make_sessionmaker(engine)
+    with factory() as s:
+        attempt = begin_attempt(s, "alice")
+    with factory() as s, pytest.raises(ValueError, match="another username"):
+        check_credentials(s, "bob", PASSWORD, attempt=attempt)
+    with factory() as s:  # the same name in another spelling is the same name
+        assert check_credentials(s, " ALICE ", PASSWORD, attempt=attempt)["username"] == "alice"
 
 
 def test_a_user_the_caller_holds_shows_the_new_last_login(db, make_user, clock) -> None:
