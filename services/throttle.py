@@ -90,6 +90,9 @@ class Attempt:
     retry_after: float = 0.0
     limited_by: str | None = None
     account: Account | None = None
+    # Failures counted under this name before this attempt (0 once a sign-in cleared
+    # them): a name with a history gets no claim on the password pool's last places.
+    earlier_failures: int = 0
 
 
 def user_key(username: object) -> str:
@@ -276,7 +279,7 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
             current = conn.scalar(query)
             wait = max((current - at).total_seconds(), 1.0) if current else 1.0
             return Attempt(u_key, a_key, window_start, False, wait, "user")
-    return Attempt(u_key, a_key, window_start, True, account=account)
+    return Attempt(u_key, a_key, window_start, True, account=account, earlier_failures=failures - 1)
 
 
 def reserve(

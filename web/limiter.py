@@ -4,6 +4,9 @@ bcrypt releases the GIL, so checks on separate threads use separate cores; but e
 holds a thread, memory and a database connection for a quarter of a second. At most
 ``workers`` run at once and at most ``queue`` more wait; a request beyond that is
 refused at once (``Overloaded``, answered 503 with Retry-After) instead of piling up.
+The last ``min(workers, queue)`` places are kept for clean sign-ins: a sign-in for a
+name with recent failures (the names a flood attacks) is refused when only those are
+left.
 The pool is separate from the threads that serve token-only requests (``/auth/me``), so
 those never wait behind password checks.
 """
@@ -52,6 +55,8 @@ class PasswordLimiter:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.workers = workers
         self.capacity = workers + queue
+        # Places kept for clean sign-ins: one round of workers, taken from the queue.
+        self.spare = min(workers, queue)
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._admitted = 0
@@ -68,10 +73,15 @@ class PasswordLimiter:
             if self._admitted >= self.capacity:
                 raise Overloaded
 
-    def submit(self, work: Callable[[], T]) -> Future[T]:
-        """Queue ``work`` or raise Overloaded at once when the pool and queue are full."""
+    def submit(self, work: Callable[[], T], *, suspect: bool = False) -> Future[T]:
+        """Queue ``work`` or raise Overloaded at once when the pool and queue are full.
+
+        ``suspect`` work (a sign-in for a name with recent failures) is refused already
+        when only ``spare`` places are left, so that a flood of attempts on attacked
+        names cannot take every place from clean sign-ins.
+        """
         with self._lock:
-            if self._admitted >= self.capacity:
+            if self._admitted >= self.capacity - (self.spare if suspect else 0):
                 raise Overloaded
             self._admitted += 1
             # Threads start on first use and after a shutdown (an app can be started
@@ -93,9 +103,9 @@ class PasswordLimiter:
         future.add_done_callback(lambda _done: self._release())
         return future
 
-    async def run(self, work: Callable[[], T]) -> T:
+    async def run(self, work: Callable[[], T], *, suspect: bool = False) -> T:
         """Run ``work`` in the pool and wait for it without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(work))
+        return await asyncio.wrap_future(self.submit(work, suspect=suspect))
 
     def _release(self) -> None:
         with self._lock:

@@ -7,6 +7,7 @@ import ipaddress
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -195,6 +196,62 @@ def test_limiter_refuses_at_once_beyond_workers_plus_queue() -> None:
     assert limiter.admitted == 0
 
 
+def test_limiter_keeps_its_last_places_for_clean_sign_ins() -> None:
+    limiter = PasswordLimiter(workers=2, queue=4)
+    assert limiter.spare == 2
+    release = threading.Event()
+    try:
+        jobs = [limiter.submit(release.wait, suspect=True) for _ in range(4)]
+        with pytest.raises(Overloaded):
+            limiter.submit(release.wait, suspect=True)
+        jobs += [limiter.submit(release.wait) for _ in range(2)]
+        with pytest.raises(Overloaded):
+            limiter.submit(release.wait)
+        assert limiter.admitted == 6
+        release.set()
+        assert all(job.result(timeout=10) for job in jobs)
+    finally:
+        release.set()
+        limiter.shutdown()
+
+
+@pytest.mark.parametrize(("workers", "queue", "spare"), [(1, 0, 0), (2, 1, 1), (1, 4, 1)])
+def test_limiter_spare_places_never_shut_suspects_out(workers, queue, spare) -> None:
+    limiter = PasswordLimiter(workers=workers, queue=queue)
+    assert limiter.spare == spare
+    assert limiter.capacity - limiter.spare >= workers
+    assert asyncio.run(limiter.run(lambda: 7, suspect=True)) == 7
+    limiter.shutdown()
+
+
+def test_a_name_with_recent_failures_gets_no_last_place_in_the_pool(
+    engine: Engine, make_user: Callable[..., User]
+) -> None:
+    make_user("ana")
+    make_user("bea")
+    app = create_app(Settings(password_workers=1, password_queue=1), engine=engine)
+    release = threading.Event()
+    with TestClient(app) as client:
+        wrong = client.post("/auth/login", json={"username": "ana", "password": "not it"})
+        assert wrong.status_code == 401
+        busy = app.state.limiter.submit(release.wait)  # one of two places taken
+        try:
+            response = client.post(
+                "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
+            )
+            assert_problem(response, 503, "overloaded")
+            # A clean name still gets the last place (it waits for the worker).
+            clean = ThreadPoolExecutor(1).submit(
+                client.post, "/auth/login", json={"username": "bea", "password": DEFAULT_PASSWORD}
+            )
+        finally:
+            release.set()
+            busy.result(timeout=10)
+        assert clean.result(timeout=30).status_code == 200
+        again = client.post("/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD})
+        assert again.status_code == 200
+
+
 def test_limiter_uses_several_threads_at_once() -> None:
     limiter = PasswordLimiter(workers=2, queue=0)
     barrier = threading.Barrier(2, timeout=10)
@@ -255,9 +312,9 @@ def test_throttled_logins_never_enter_the_password_pool(
         submitted: list[object] = []
         original = limiter.submit
 
-        def spy(work: Any) -> Any:
+        def spy(work: Any, **kw: Any) -> Any:
             submitted.append(work)
-            return original(work)
+            return original(work, **kw)
 
         limiter.submit = spy
         checkpw_counter.calls = 0
