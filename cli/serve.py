@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import logging.config
 from typing import Any
 
 import click
@@ -42,7 +43,11 @@ def serve_command(host: str, port: int, workers: int, access_log: bool) -> None:
     from services.bootstrap import FIRST_ADMIN, ensure_first_admin
     from studio_auth.settings import get_settings
 
-    get_settings()  # refuse unsafe settings before anything starts
+    settings = get_settings()  # refuse unsafe settings before anything starts
+    logging_config = log_config(settings.log_level)
+    # From here on, so the first admin's creation is logged too; uvicorn applies the
+    # same configuration again in every worker.
+    logging.config.dictConfig(logging_config)
     # Once, here, before the workers start: they would otherwise race to migrate.
     upgrade(SessionLocal.kw["bind"])
     with db_session() as db:
@@ -66,7 +71,7 @@ def serve_command(host: str, port: int, workers: int, access_log: bool) -> None:
         log_level="info",
         # One log line per request costs token checks a measurable share of their time.
         access_log=access_log,
-        log_config=log_config(get_settings().log_level),
+        log_config=logging_config,
     )
 
 

@@ -77,6 +77,8 @@ def test_serve_signs_in_answers_me_signs_out_and_stops(
     audit = [line for line in out.read_text().splitlines() if " audit {" in line]
     assert any(line.startswith("WARNING") and '"outcome": "failure"' in line for line in audit)
     assert any(line.startswith("INFO") and '"outcome": "success"' in line for line in audit)
+    # ... from the start: the first admin's creation, before the service runs, too.
+    assert any('"event": "user_created"' in line for line in audit)
     # The password was printed once, and never into the server's log lines.
     assert out.read_text().count(first_password) == 1
     assert NEW_PASSWORD not in out.read_text()
