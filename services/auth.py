@@ -140,7 +140,7 @@ def check_credentials(
         # sign-in in the caller's transaction (which also tells the throttle to forget
         # the name's failures). The stamp is guarded: if the account was deactivated or
         # its password changed while the password was being checked, this sign-in fails.
-        throttle.succeeded(db, attempt)
+        throttle.release_address(db, attempt)
         event = clean_fields(
             "login", "success", user_id=account.id, username=username, ip=ip, detail=agent
         )

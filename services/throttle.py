@@ -300,7 +300,7 @@ def reserve(
         ) from None
 
 
-def succeeded(db: Session, attempt: Attempt) -> None:
+def release_address(db: Session, attempt: Attempt) -> None:
     """Give the address its slot back after a correct password, committed at once
     whatever the caller does with ``db``.
 

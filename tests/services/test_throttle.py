@@ -436,8 +436,8 @@ def test_counter_writes_leave_the_connection_fully_durable(engine, clock) -> Non
     # only; the pooled connection it ran on must be back to the full guarantee (on
     # SQLite, to the configured synchronous=NORMAL).
     with fresh(engine) as s:
-        attempt = throttle.reserve(s, "alice")
-        throttle.succeeded(s, attempt)
+        attempt = throttle.reserve(s, "alice", ip="192.0.2.1")
+        throttle.release_address(s, attempt)
     query, expected = ("SHOW synchronous_commit", "on")
     if engine.dialect.name == "sqlite":
         query, expected = ("PRAGMA synchronous", 1)
