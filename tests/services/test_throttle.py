@@ -390,6 +390,32 @@ def test_fifty_parallel_wrong_passwords_are_counted_exactly_and_bounded(
         check_credentials(s, "alice", PASSWORD)
 
 
+def test_parallel_committed_sign_ins_are_each_counted_and_clear_the_name(
+    make_user, clock, roomy_engine, engine, settings_env
+) -> None:
+    # Attempts in flight count until they end, so this many at once need a roomier
+    # allowance (the next test shows what happens past it).
+    settings_env(throttle_free_failures=100)
+    user = make_user("alice")
+    fail_before = 3
+    for _ in range(fail_before):
+        with fresh(engine) as s:
+            assert authenticate(s, "alice", WRONG) is None
+
+    def sign_in(s: Session) -> object:
+        info = authenticate(s, "alice", PASSWORD)
+        s.commit()
+        return info is not None
+
+    n = 20
+    assert _parallel(roomy_engine, n, sign_in) == [True] * n
+    with fresh(engine) as s:
+        assert s.get(type(user), user.id).sign_in_count == n
+        logins = s.scalars(select(AuditEvent.outcome).where(AuditEvent.event == "login")).all()
+    assert sorted(logins) == ["failure"] * fail_before + ["success"] * n
+    assert failures(engine, "alice") == 0
+
+
 def test_parallel_correct_passwords_after_the_allowance_all_wait(
     make_user, clock, checkpw_counter, roomy_engine, engine
 ) -> None:
