@@ -86,33 +86,6 @@ def _clean_detail(detail: dict[Any, Any], depth: int = 0) -> dict[str, Any]:
     return clean
 
 
-def event_fields(
-    event: str,
-    outcome: str,
-    *,
-    user_id: int | None = None,
-    actor_id: int | None = None,
-    username: object = None,
-    ip: str | None = None,
-    session_id: int | None = None,
-    detail: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The cleaned column values of one event (for ``write_event``), logged as one
-    structured line."""
-    fields = clean_fields(
-        event,
-        outcome,
-        user_id=user_id,
-        actor_id=actor_id,
-        username=username,
-        ip=ip,
-        session_id=session_id,
-        detail=detail,
-    )
-    log_event(fields)
-    return fields
-
-
 def clean_fields(
     event: str,
     outcome: str,
@@ -124,8 +97,9 @@ def clean_fields(
     session_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The cleaned column values of one event, not yet logged: for a writer that knows
-    only after its statement whether the event happened (then ``log_event``)."""
+    """The cleaned column values of one event (for ``write_event``), not yet logged: its
+    writer calls ``log_event``, after its statement when only that tells whether the
+    event happened."""
     return {
         "at": now(),
         "event": event,
@@ -163,7 +137,7 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Add an event to the caller's transaction (flushed, not committed)."""
-    fields = event_fields(
+    fields = clean_fields(
         event,
         outcome,
         user_id=user_id,
@@ -173,6 +147,7 @@ def record(
         session_id=session_id,
         detail=detail,
     )
+    log_event(fields)
     # Pending changes first: the event may refer to rows they create.
     db.flush()
     write_event(db.connection(), fields)
@@ -192,7 +167,7 @@ def record_now(
 ) -> None:
     """Write an event durably: committed whatever the caller does with ``db``, with the
     database's full commit guarantee (one INSERT, committed on its own)."""
-    fields = event_fields(
+    fields = clean_fields(
         event,
         outcome,
         user_id=user_id,
@@ -202,11 +177,12 @@ def record_now(
         session_id=session_id,
         detail=detail,
     )
+    log_event(fields)
     run_durably(db, lambda conn: write_event(conn, fields))
 
 
 def write_event(conn: Connection, fields: dict[str, Any]) -> None:
-    """Insert one event made by ``event_fields`` on ``conn`` (in whatever transaction, or
+    """Insert one event made by ``clean_fields`` on ``conn`` (in whatever transaction, or
     autocommit, ``conn`` is in)."""
     conn.execute(_INSERT_EVENT, fields)
 

@@ -54,7 +54,7 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate, Update
 
 from data.db.base import UTCDateTime
 from data.models import ThrottleCounter, User, normalize_username
-from services.audit import event_fields, record, write_event
+from services.audit import clean_fields, log_event, record, write_event
 from services.durable import engine_of, run_apart, run_durably, unless_committed
 from services.errors import Unavailable
 from studio_auth.clock import now
@@ -238,7 +238,8 @@ def _reserve(conn: Connection, username: object, ip: str | None, user_agent: str
         }
         if user_agent:
             detail["user_agent"] = user_agent
-        fields = event_fields("login", "throttled", username=username, ip=ip, detail=detail)
+        fields = clean_fields("login", "throttled", username=username, ip=ip, detail=detail)
+        log_event(fields)
         write_event(conn, fields)
     return attempt
 
