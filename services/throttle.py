@@ -98,10 +98,12 @@ class Attempt:
 def user_key(username: object) -> str:
     """The counter key for ``username``: ``user:<normalized name>``, or a digest of the
     raw value when it cannot be a username (so invalid names are throttled alike)."""
-    key = normalize_username(username)
-    if key is not None:
-        return f"user:{key}"
-    return f"user#{_digest(username)}"
+    return _user_key(normalize_username(username), username)
+
+
+def _user_key(name: str | None, username: object) -> str:
+    """``user_key`` for a ``username`` already normalized to ``name``."""
+    return f"user:{name}" if name is not None else f"user#{_digest(username)}"
 
 
 def ip_key(ip: object) -> str:
@@ -249,7 +251,7 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
     sql = _statements(conn.dialect.name)
     at = now()
     name = normalize_username(username)
-    u_key = user_key(username)
+    u_key = _user_key(name, username)
     a_key = ip_key(ip) if ip else None
     window_start = None
     ip_wait = 0.0
