@@ -70,8 +70,7 @@ class PasswordLimiter:
     def check_capacity(self) -> None:
         """Raise Overloaded now if a job submitted now would be refused."""
         with self._lock:
-            if self._admitted >= self.capacity:
-                raise Overloaded
+            self._refuse_if_full(suspect=False)
 
     def submit(self, work: Callable[[], T], *, suspect: bool = False) -> Future[T]:
         """Queue ``work`` or raise Overloaded at once when the pool and queue are full.
@@ -81,8 +80,7 @@ class PasswordLimiter:
         names cannot take every place from clean sign-ins.
         """
         with self._lock:
-            if self._admitted >= self.capacity - (self.spare if suspect else 0):
-                raise Overloaded
+            self._refuse_if_full(suspect=suspect)
             self._admitted += 1
             # Threads start on first use and after a shutdown (an app can be started
             # again, as test clients do).
@@ -106,6 +104,11 @@ class PasswordLimiter:
     async def run(self, work: Callable[[], T], *, suspect: bool = False) -> T:
         """Run ``work`` in the pool and wait for it without blocking the event loop."""
         return await asyncio.wrap_future(self.submit(work, suspect=suspect))
+
+    def _refuse_if_full(self, *, suspect: bool) -> None:
+        # Called with the lock held.
+        if self._admitted >= self.capacity - (self.spare if suspect else 0):
+            raise Overloaded
 
     def _release(self) -> None:
         with self._lock:
