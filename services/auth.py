@@ -210,7 +210,7 @@ def _mark_signed_in(
     loaded = db.identity_map.get(identity_key(User, row.id))
     if loaded is not None:
         # The caller holds this user: its next read of these fields sees the update.
-        db.expire(loaded, ["last_login", "password_hash", "updated_at"])
+        db.expire(loaded, ["last_login", "sign_in_count", "password_hash", "updated_at"])
     return user_info(row)
 
 

@@ -286,5 +286,7 @@ def test_an_attempt_counted_for_another_name_is_refused(make_user, engine) -> No
 def test_a_user_the_caller_holds_shows_the_new_last_login(db, make_user, clock) -> None:
     user = make_user("alice")
     assert user.last_login is None
+    assert user.sign_in_count == 0
     assert authenticate(db, "alice", PASSWORD)
     assert user.last_login == clock.now
+    assert user.sign_in_count == 1
