@@ -222,6 +222,17 @@ def test_a_sign_in_costs_a_fixed_handful_of_statements(
     assert seen == expected
 
 
+def _change_alice(engine, change: str) -> None:  # type: ignore[no-untyped-def]
+    """An administrator's committed change to alice: a new password, or deactivation."""
+    with make_sessionmaker(engine)() as admin:
+        user = admin.scalars(select(User).where(User.username == "alice")).one()
+        if change == "password":
+            user.password_hash = passwords.hash_password("a brand new passphrase")
+        else:
+            user.is_active = False
+        admin.commit()
+
+
 @pytest.mark.parametrize("change", ["password", "deactivate"])
 def test_an_account_changed_during_the_check_does_not_sign_in(
     db, make_user, engine, monkeypatch, change
@@ -231,13 +242,7 @@ def test_an_account_changed_during_the_check_does_not_sign_in(
 
     def check_then_change(candidates, stored):  # type: ignore[no-untyped-def]
         result = check(candidates, stored)
-        with make_sessionmaker(engine)() as admin:
-            user = admin.scalars(select(User).where(User.username == "alice")).one()
-            if change == "password":
-                user.password_hash = passwords.hash_password("a brand new passphrase")
-            else:
-                user.is_active = False
-            admin.commit()
+        _change_alice(engine, change)
         return result
 
     monkeypatch.setattr(passwords, "check", check_then_change)
@@ -260,13 +265,7 @@ def test_an_account_changed_after_the_attempt_was_counted_does_not_sign_in(
     with factory() as s:
         attempt = begin_attempt(s, "alice")
     assert attempt.account is not None
-    with factory() as admin:
-        user = admin.scalars(select(User).where(User.username == "alice")).one()
-        if change == "password":
-            user.password_hash = passwords.hash_password("a brand new passphrase")
-        else:
-            user.is_active = False
-        admin.commit()
+    _change_alice(engine, change)
     with factory() as s, pytest.raises(InvalidCredentials):
         check_credentials(s, "alice", PASSWORD, attempt=attempt)
 
