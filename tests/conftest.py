@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -211,3 +213,25 @@ def checkpw_counter(monkeypatch: pytest.MonkeyPatch) -> CountingCheckpw:
     passwords.dummy_hash()  # built outside the count
     counter.calls = 0
     return counter
+
+
+def run_python(code: str, database_url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter, as an application would, on ``database_url``
+    at bcrypt cost 4; fails the test unless it exits 0."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "STUDIO_AUTH_ENV": "test",
+        "STUDIO_AUTH_BCRYPT_ROUNDS": "4",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done

@@ -3,17 +3,13 @@ configured, its audit lines are dropped, not printed by Python's last-resort han
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
 from studio_auth.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_python
 
 
 def test_an_unconfigured_application_gets_no_log_output(tmp_path: Path) -> None:
@@ -29,22 +25,7 @@ def test_an_unconfigured_application_gets_no_log_output(tmp_path: Path) -> None:
         print("done")
         """
     )
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
-        "STUDIO_AUTH_ENV": "test",
-        "STUDIO_AUTH_BCRYPT_ROUNDS": "4",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
+    result = run_python(script, f"sqlite:///{tmp_path / 'app.db'}", tmp_path)
     assert result.stdout == "done\n"
     assert result.stderr == ""
 

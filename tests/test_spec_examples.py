@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import run_python
 
 SPEC = Path(__file__).resolve().parents[2] / "shared" / "seed" / "auth-service.md"
 
@@ -59,26 +58,6 @@ with SessionLocal() as db:
 EXAMPLES = [HASH_EXAMPLE, VERIFY_EXAMPLE, LOOKUP_EXAMPLE, AUTHENTICATE_EXAMPLE]
 
 
-def _run(code: str, url: str, tmp_path: Path) -> str:
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "STUDIO_AUTH_ENV": "test",
-        "STUDIO_AUTH_BCRYPT_ROUNDS": "4",
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 @pytest.mark.skipif(not SPEC.exists(), reason="the specification is not beside this checkout")
 def test_examples_are_the_specifications_own() -> None:
     spec = SPEC.read_text(encoding="utf-8")
@@ -93,25 +72,28 @@ def url(engine, make_user) -> str:
 
 
 def test_hash_example(url: str, tmp_path: Path) -> None:
-    out = _run(HASH_EXAMPLE, url, tmp_path).strip()
+    out = run_python(HASH_EXAMPLE, url, tmp_path).stdout.strip()
     assert out.startswith("$2b$04$") and len(out) == 60
 
 
 def test_verify_example(url: str, tmp_path: Path) -> None:
     # The specification's stored hash is an illustration, not a hash of that input.
-    assert _run(VERIFY_EXAMPLE, url, tmp_path) == "Invalid password\n"
+    assert run_python(VERIFY_EXAMPLE, url, tmp_path).stdout == "Invalid password\n"
 
 
 def test_lookup_example(url: str, tmp_path: Path) -> None:
-    assert _run(LOOKUP_EXAMPLE, url, tmp_path) == "Found user: admin, Role: admin\n"
+    assert run_python(LOOKUP_EXAMPLE, url, tmp_path).stdout == "Found user: admin, Role: admin\n"
 
 
 def test_authenticate_example(url: str, tmp_path: Path) -> None:
-    out = _run(AUTHENTICATE_EXAMPLE, url, tmp_path)
+    out = run_python(AUTHENTICATE_EXAMPLE, url, tmp_path).stdout
     assert out == "Login successful!\nUser ID: 1\nRole: admin\nArtist ID: None\n"
 
 
 def test_authenticate_example_with_wrong_password(engine, make_user, tmp_path: Path) -> None:
     make_user("admin", "another password", role="admin")
     url = engine.url.render_as_string(hide_password=False)
-    assert _run(AUTHENTICATE_EXAMPLE, url, tmp_path) == "Invalid credentials or inactive user\n"
+    assert (
+        run_python(AUTHENTICATE_EXAMPLE, url, tmp_path).stdout
+        == "Invalid credentials or inactive user\n"
+    )
