@@ -21,7 +21,6 @@ from data.db.base import UTCDateTime
 from data.models import AuditEvent, User, normalize_username
 from services import passwords, throttle
 from services.audit import clean_fields, log_event, record_now, write_event
-from services.durable import run_durably
 from services.errors import InvalidCredentials, Throttled, Unavailable
 from studio_auth.clock import now
 
@@ -172,19 +171,13 @@ _ACCOUNT = select(User.id, User.password_hash, User.is_active).where(
 
 
 def _find_account(db: Session, username: object) -> throttle.Account | None:
-    """The id, stored hash and active flag of the account named ``username``.
-
-    Read in the caller's transaction when it has one (so it sees the caller's own
-    changes); otherwise in autocommit on a pooled connection, which sees the same
-    committed data without a BEGIN and a ROLLBACK around the password check.
-    """
+    """The id, stored hash and active flag of the account named ``username``, read in
+    the caller's open transaction, so that it sees the caller's own changes (without
+    one, the counting statement's read serves)."""
     key = normalize_username(username)
     if key is None:
         return None
-    if db.in_transaction():
-        row = db.connection().execute(_ACCOUNT, {"key": key}).first()
-    else:
-        row = run_durably(db, lambda conn: conn.execute(_ACCOUNT, {"key": key}).first())
+    row = db.connection().execute(_ACCOUNT, {"key": key}).first()
     return None if row is None else throttle.Account(*row)
 
 
