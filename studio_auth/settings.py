@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # at once instead of piling up threads and memory.
     password_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     password_queue: int = Field(default=4, ge=0, le=10_000)
+    # Each sign-in attempt is first counted by the throttle, on ``throttle_workers``
+    # threads (default: 1 on SQLite, which has one writer at a time; 4 otherwise) with at
+    # most ``throttle_queue`` attempts waiting; beyond that a request gets 503 at once.
+    throttle_workers: int | None = Field(default=None, ge=1, le=64)
+    throttle_queue: int = Field(default=64, ge=0, le=10_000)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     # Comma-separated addresses or networks whose X-Forwarded-For is believed.
     trusted_proxies: str = Field(default="", max_length=4000)

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from data.db.session import make_engine, make_sessionmaker
 from studio_auth.settings import Settings, get_settings
 from web.errors import install_error_handlers
-from web.limiter import PasswordLimiter
+from web.limiter import BoundedPool, PasswordLimiter
 from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from web.routers import audit, auth, health, users
 
@@ -32,6 +32,10 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 # lock for a socket call. Measured under the login flood (docs/performance.md).
 GIL_SWITCH_SECONDS = 0.0005
 
+# Threads that count sign-in attempts on a database that takes concurrent writers; SQLite
+# takes one writer at a time, so it gets one thread.
+THROTTLE_WORKERS = 4
+
 
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """A new application on ``engine`` (default: one made for ``settings.database_url``).
@@ -44,6 +48,11 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     owns_engine = engine is None
     bound = engine if engine is not None else make_engine(settings.database_url)
     limiter = PasswordLimiter(settings.password_workers, settings.password_queue)
+    throttle_pool = BoundedPool(
+        settings.throttle_workers or _default_throttle_workers(bound),
+        settings.throttle_queue,
+        name="throttle",
+    )
     loop_reader = _loop_reader(bound)
 
     @asynccontextmanager
@@ -55,6 +64,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         finally:
             sys.setswitchinterval(previous)
             limiter.shutdown()
+            throttle_pool.shutdown()
             if loop_reader is not None:
                 loop_reader.dispose()
             if owns_engine:
@@ -75,6 +85,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.sessionmaker = make_sessionmaker(bound)
     app.state.loop_reader = loop_reader
     app.state.limiter = limiter
+    app.state.throttle_pool = throttle_pool
 
     install_error_handlers(app)
     # Added last runs first: the headers wrap every response, including a 413.
@@ -86,6 +97,10 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.include_router(audit.router)
     app.include_router(health.router)
     return app
+
+
+def _default_throttle_workers(engine: Engine) -> int:
+    return 1 if engine.dialect.name == "sqlite" else THROTTLE_WORKERS
 
 
 def _loop_reader(engine: Engine) -> Engine | None:

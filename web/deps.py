@@ -18,7 +18,7 @@ from services import permissions, sessions
 from services.errors import Unavailable
 from studio_auth.settings import Settings
 from web.errors import NotAuthenticated, PasswordChangeRequired
-from web.limiter import PasswordLimiter
+from web.limiter import BoundedPool, PasswordLimiter
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 SessionInfo = dict[str, Any]
@@ -53,6 +53,12 @@ async def get_limiter(request: Request) -> PasswordLimiter:
     limiter = request.app.state.limiter
     assert isinstance(limiter, PasswordLimiter)
     return limiter
+
+
+async def get_throttle_pool(request: Request) -> BoundedPool:
+    pool = request.app.state.throttle_pool
+    assert isinstance(pool, BoundedPool)
+    return pool
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -188,4 +194,5 @@ Db = Annotated[Session, Depends(get_db)]
 ClientAddress = Annotated[str | None, Depends(client_address)]
 UserAgent = Annotated[str | None, Depends(user_agent)]
 Limiter = Annotated[PasswordLimiter, Depends(get_limiter)]
+ThrottlePool = Annotated[BoundedPool, Depends(get_throttle_pool)]
 Sessions = Annotated[sessionmaker[Session], Depends(get_sessionmaker)]

@@ -1,4 +1,4 @@
-"""The bounded pool that every bcrypt-running request goes through.
+"""The bounded thread pools of the sign-in path.
 
 bcrypt releases the GIL, so checks on separate threads use separate cores; but each one
 holds a thread, memory and a database connection for a quarter of a second. At most
@@ -7,8 +7,14 @@ refused at once (``Overloaded``, answered 503 with Retry-After) instead of pilin
 The last ``min(workers, queue)`` places are kept for clean sign-ins: a sign-in for a
 name with recent failures (the names a flood attacks) is refused when only those are
 left.
-The pool is separate from the threads that serve token-only requests (``/auth/me``), so
-those never wait behind password checks.
+
+Before that, every attempt is counted by the throttle on a small pool of its own (one
+thread on SQLite, which has one writer at a time), not on the framework's shared pool of
+forty: under a flood of throttled attempts a few threads take the writes in turn instead
+of dozens contending for the interpreter lock and the database's write lock.
+
+Both pools are separate from the event loop that serves token-only requests
+(``/auth/me``), so those never wait behind password checks.
 """
 
 from __future__ import annotations
@@ -47,16 +53,19 @@ def _yield_to_requests() -> None:
         return
 
 
-class PasswordLimiter:
-    """Runs blocking password work on ``workers`` threads with a queue of ``queue``."""
+class BoundedPool:
+    """Runs blocking work on ``workers`` threads with at most ``queue`` more jobs waiting;
+    a job beyond that is refused at once (``Overloaded``)."""
 
-    def __init__(self, workers: int, queue: int) -> None:
+    def __init__(
+        self, workers: int, queue: int, *, name: str, initializer: Callable[[], None] | None = None
+    ) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.workers = workers
         self.capacity = workers + queue
-        # Places kept for clean sign-ins: one round of workers, taken from the queue.
-        self.spare = min(workers, queue)
+        self._name = name
+        self._initializer = initializer
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._admitted = 0
@@ -70,25 +79,21 @@ class PasswordLimiter:
     def check_capacity(self) -> None:
         """Raise Overloaded now if a job submitted now would be refused."""
         with self._lock:
-            self._refuse_if_full(suspect=False)
+            self._refuse_if_full(keep=0)
 
-    def submit(self, work: Callable[[], T], *, suspect: bool = False) -> Future[T]:
-        """Queue ``work`` or raise Overloaded at once when the pool and queue are full.
-
-        ``suspect`` work (a sign-in for a name with recent failures) is refused already
-        when only ``spare`` places are left, so that a flood of attempts on attacked
-        names cannot take every place from clean sign-ins.
-        """
+    def submit(self, work: Callable[[], T], *, keep: int = 0) -> Future[T]:
+        """Queue ``work`` or raise Overloaded at once when it would leave fewer than
+        ``keep`` places free."""
         with self._lock:
-            self._refuse_if_full(suspect=suspect)
+            self._refuse_if_full(keep=keep)
             self._admitted += 1
             # Threads start on first use and after a shutdown (an app can be started
             # again, as test clients do).
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.workers,
-                    thread_name_prefix="password",
-                    initializer=_yield_to_requests,
+                    thread_name_prefix=self._name,
+                    initializer=self._initializer,
                 )
             executor = self._executor
         try:
@@ -101,13 +106,13 @@ class PasswordLimiter:
         future.add_done_callback(lambda _done: self._release())
         return future
 
-    async def run(self, work: Callable[[], T], *, suspect: bool = False) -> T:
+    async def run(self, work: Callable[[], T]) -> T:
         """Run ``work`` in the pool and wait for it without blocking the event loop."""
-        return await asyncio.wrap_future(self.submit(work, suspect=suspect))
+        return await asyncio.wrap_future(self.submit(work))
 
-    def _refuse_if_full(self, *, suspect: bool) -> None:
+    def _refuse_if_full(self, *, keep: int) -> None:
         # Called with the lock held.
-        if self._admitted >= self.capacity - (self.spare if suspect else 0):
+        if self._admitted >= self.capacity - keep:
             raise Overloaded
 
     def _release(self) -> None:
@@ -120,3 +125,26 @@ class PasswordLimiter:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+class PasswordLimiter(BoundedPool):
+    """The password-check pool: its threads run at a lower CPU priority, and its last
+    ``spare`` places are kept for clean sign-ins."""
+
+    def __init__(self, workers: int, queue: int) -> None:
+        super().__init__(workers, queue, name="password", initializer=_yield_to_requests)
+        # Places kept for clean sign-ins: one round of workers, taken from the queue.
+        self.spare = min(workers, queue)
+
+    def submit(self, work: Callable[[], T], *, keep: int = 0, suspect: bool = False) -> Future[T]:
+        """Queue ``work`` or raise Overloaded at once when the pool and queue are full.
+
+        ``suspect`` work (a sign-in for a name with recent failures) is refused already
+        when only ``spare`` places are left, so that a flood of attempts on attacked
+        names cannot take every place from clean sign-ins.
+        """
+        return super().submit(work, keep=max(keep, self.spare if suspect else 0))
+
+    async def run(self, work: Callable[[], T], *, suspect: bool = False) -> T:
+        """Run ``work`` in the pool and wait for it without blocking the event loop."""
+        return await asyncio.wrap_future(self.submit(work, suspect=suspect))

@@ -350,3 +350,68 @@ def test_a_full_pool_refuses_before_the_attempt_is_counted(
             ).status_code
             == 200
         )
+
+
+# --- throttle pool ---------------------------------------------------------------------
+
+
+def test_attempts_are_counted_on_the_throttle_pool_not_the_shared_one(
+    engine: Engine, make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import web.routers.auth as auth_routes
+
+    make_user("ana")
+    threads: list[str] = []
+    original = auth_routes.begin_attempt
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(auth_routes, "begin_attempt", spy)
+    with TestClient(create_app(Settings(), engine=engine)) as client:
+        wrong = {"username": "ana", "password": "not the password"}
+        assert client.post("/auth/login", json=wrong).status_code == 401
+        right = {"username": "ana", "password": DEFAULT_PASSWORD}
+        assert client.post("/auth/login", json=right).status_code == 200
+    assert len(threads) == 2
+    assert all(name.startswith("throttle") for name in threads), threads
+
+
+def test_throttle_pool_size_follows_the_database(engine: Engine) -> None:
+    default = create_app(Settings(), engine=engine).state.throttle_pool
+    # SQLite takes one writer at a time: more threads would only wait for its lock.
+    assert default.workers == (1 if engine.dialect.name == "sqlite" else 4)
+    assert default.capacity == default.workers + Settings().throttle_queue
+    chosen = create_app(Settings(throttle_workers=3, throttle_queue=0), engine=engine)
+    assert (chosen.state.throttle_pool.workers, chosen.state.throttle_pool.capacity) == (3, 3)
+
+
+def test_a_full_throttle_pool_refuses_at_once_without_counting(
+    engine: Engine, make_user: Callable[..., User], db: Any
+) -> None:
+    from data.models import ThrottleCounter
+
+    make_user("ana")
+    app = create_app(Settings(throttle_workers=1, throttle_queue=0), engine=engine)
+    release = threading.Event()
+    with TestClient(app) as client:
+        busy = app.state.throttle_pool.submit(release.wait)
+        try:
+            response = client.post(
+                "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
+            )
+            assert_problem(response, 503, "overloaded")
+            assert response.headers["retry-after"] == "1"
+        finally:
+            release.set()
+            busy.result(timeout=10)
+        assert db.query(ThrottleCounter).count() == 0
+        right = {"username": "ana", "password": DEFAULT_PASSWORD}
+        assert client.post("/auth/login", json=right).status_code == 200
+
+
+@pytest.mark.parametrize("value", [0, 65])
+def test_throttle_workers_out_of_range_are_refused(value: int) -> None:
+    with pytest.raises(ValueError, match="throttle_workers"):
+        Settings(throttle_workers=value)

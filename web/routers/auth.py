@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
-from fastapi.concurrency import run_in_threadpool
 
 from data.models import User
 from services import permissions, sessions, users
@@ -20,6 +19,7 @@ from web.deps import (
     Db,
     Limiter,
     Sessions,
+    ThrottlePool,
     UserAgent,
 )
 from web.errors import problem_responses
@@ -54,6 +54,7 @@ def _token_response(token: str, expires_at: Any, user: dict[str, Any]) -> TokenR
 async def login(
     body: LoginRequest,
     limiter: Limiter,
+    throttle_pool: ThrottlePool,
     factory: Sessions,
     ip: ClientAddress,
     agent: UserAgent,
@@ -66,10 +67,11 @@ async def login(
 
     # A full pool refuses before anything is counted, so a 503 never costs the user an
     # attempt (a race with another request can still end in 503 after counting). Then
-    # the throttle decides, off the password pool: a flood of throttled attempts costs
-    # no bcrypt and takes no place that a legitimate sign-in could have had.
+    # the throttle decides on its own small pool, off the password pool: a flood of
+    # throttled attempts costs no bcrypt and takes no place that a legitimate sign-in
+    # could have had.
     limiter.check_capacity()
-    attempt = await run_in_threadpool(admit)
+    attempt = await throttle_pool.run(admit)
 
     def work() -> sessions.LoginResult:
         with factory() as db:
