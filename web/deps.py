@@ -108,15 +108,6 @@ async def user_agent(request: Request) -> str | None:
     return request.headers.get("user-agent")
 
 
-async def bearer_token(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> str:
-    """The token of ``Authorization: Bearer <token>``; NotAuthenticated without one."""
-    if credentials is None or not credentials.credentials:
-        raise NotAuthenticated
-    return credentials.credentials
-
-
 def _resolve(factory: sessionmaker[Session], token: str) -> SessionInfo | None:
     with factory() as db:
         return sessions.resolve_session(db, token)
@@ -128,7 +119,8 @@ def _touch(factory: sessionmaker[Session], found: sessions.FoundSession) -> Sess
 
 
 async def session_any_state(
-    request: Request, token: Annotated[str, Depends(bearer_token)]
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> SessionInfo:
     """The live session of the bearer token (user dict plus session fields), even one
     whose user must change their password.
@@ -137,6 +129,9 @@ async def session_any_state(
     Raises NotAuthenticated, or Unavailable (503) when the session store fails: an
     outage never grants access.
     """
+    if credentials is None or not credentials.credentials:
+        raise NotAuthenticated
+    token = credentials.credentials
     # A token that cannot be one of ours costs neither a thread nor a database session.
     if sessions.token_digest(token) is None:
         raise NotAuthenticated
