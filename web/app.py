@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import Engine
 
 from data.db.session import make_engine, make_sessionmaker
@@ -31,6 +32,12 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 # default 5 ms, which a token check would otherwise wait each time the loop gives up the
 # lock for a socket call. Measured under the login flood (docs/performance.md).
 GIL_SWITCH_SECONDS = 0.0005
+
+# FastAPI's built-in OpenTelemetry hooks keep each request's body and validated values
+# (a password, on sign-in) where the processors of any configured OpenTelemetry SDK can
+# read them, and look the providers up on every request. The service records what
+# happens in its own audit trail and logs instead.
+TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 # Threads that count sign-in attempts on a database that takes concurrent writers; SQLite
 # takes one writer at a time, so it gets one thread.
@@ -79,6 +86,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
         # pages would need scripts from elsewhere and a looser content security policy.
         docs_url=None,
         redoc_url=None,
+        telemetry=TELEMETRY_OFF,
     )
     app.state.settings = settings
     app.state.engine = bound

@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.telemetry import get_telemetry_data
 from fastapi.testclient import TestClient
+from opentelemetry import trace
 from sqlalchemy import Engine
 
 from data.db.session import make_engine
@@ -415,3 +418,38 @@ def test_a_full_throttle_pool_refuses_at_once_without_counting(
 def test_throttle_workers_out_of_range_are_refused(value: int) -> None:
     with pytest.raises(ValueError, match="throttle_workers"):
         Settings(throttle_workers=value)
+
+
+# --- framework telemetry ---------------------------------------------------------------
+
+
+class _ConfiguredTracerProvider(trace.TracerProvider):
+    """Stands for an OpenTelemetry SDK set up by the application around the service."""
+
+    def get_tracer(self, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return trace.NoOpTracer()
+
+
+def _body_seen_by_telemetry(app: FastAPI) -> object:
+    seen: list[object] = []
+
+    @app.post("/telemetry-probe")
+    async def probe(body: dict[str, str]) -> dict[str, str]:
+        data = get_telemetry_data()
+        seen.append(None if data is None else data.body)
+        return {}
+
+    with TestClient(app) as client:
+        assert (
+            client.post("/telemetry-probe", json={"password": "hunter2 hunter2"}).status_code == 200
+        )
+    return seen[0]
+
+
+def test_framework_telemetry_never_holds_request_bodies(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(trace, "get_tracer_provider", _ConfiguredTracerProvider)
+    # The check can fail: a plain FastAPI app hands the body to the telemetry context.
+    assert _body_seen_by_telemetry(FastAPI()) == {"password": "hunter2 hunter2"}
+    assert _body_seen_by_telemetry(create_app(engine=engine)) is None
