@@ -327,32 +327,34 @@ def test_throttled_logins_never_enter_the_password_pool(
         assert checkpw_counter.calls == 0
 
 
-def test_a_full_pool_refuses_before_the_attempt_is_counted(
-    engine: Engine, make_user: Callable[..., User], db: Any
+@pytest.mark.parametrize(
+    ("pool", "sizes"),
+    [
+        ("limiter", {"password_workers": 1, "password_queue": 0}),
+        ("throttle_pool", {"throttle_workers": 1, "throttle_queue": 0}),
+    ],
+)
+def test_a_full_pool_refuses_at_once_before_the_attempt_is_counted(
+    engine: Engine, make_user: Callable[..., User], db: Any, pool: str, sizes: dict[str, int]
 ) -> None:
     from data.models import ThrottleCounter
 
     make_user("ana")
-    app = create_app(Settings(password_workers=1, password_queue=0), engine=engine)
+    app = create_app(Settings(**sizes), engine=engine)
     release = threading.Event()
+    right = {"username": "ana", "password": DEFAULT_PASSWORD}
     with TestClient(app) as client:
-        busy = app.state.limiter.submit(release.wait)
+        busy = getattr(app.state, pool).submit(release.wait)
         try:
             for _ in range(10):
-                response = client.post(
-                    "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
-                )
+                response = client.post("/auth/login", json=right)
                 assert_problem(response, 503, "overloaded")
+                assert response.headers["retry-after"] == "1"
         finally:
             release.set()
             busy.result(timeout=10)
         assert db.query(ThrottleCounter).count() == 0
-        assert (
-            client.post(
-                "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
-            ).status_code
-            == 200
-        )
+        assert client.post("/auth/login", json=right).status_code == 200
 
 
 # --- throttle pool ---------------------------------------------------------------------
@@ -388,30 +390,6 @@ def test_throttle_pool_size_follows_the_database(engine: Engine) -> None:
     assert default.capacity == default.workers + Settings().throttle_queue
     chosen = create_app(Settings(throttle_workers=3, throttle_queue=0), engine=engine)
     assert (chosen.state.throttle_pool.workers, chosen.state.throttle_pool.capacity) == (3, 3)
-
-
-def test_a_full_throttle_pool_refuses_at_once_without_counting(
-    engine: Engine, make_user: Callable[..., User], db: Any
-) -> None:
-    from data.models import ThrottleCounter
-
-    make_user("ana")
-    app = create_app(Settings(throttle_workers=1, throttle_queue=0), engine=engine)
-    release = threading.Event()
-    with TestClient(app) as client:
-        busy = app.state.throttle_pool.submit(release.wait)
-        try:
-            response = client.post(
-                "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
-            )
-            assert_problem(response, 503, "overloaded")
-            assert response.headers["retry-after"] == "1"
-        finally:
-            release.set()
-            busy.result(timeout=10)
-        assert db.query(ThrottleCounter).count() == 0
-        right = {"username": "ana", "password": DEFAULT_PASSWORD}
-        assert client.post("/auth/login", json=right).status_code == 200
 
 
 @pytest.mark.parametrize("value", [0, 65])
