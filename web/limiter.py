@@ -14,7 +14,9 @@ forty: under a flood of throttled attempts a few threads take the writes in turn
 of dozens contending for the interpreter lock and the database's write lock.
 
 Both pools are separate from the event loop that serves token-only requests
-(``/auth/me``), so those never wait behind password checks.
+(``/auth/me``), so those never wait behind password checks, and the threads of both run
+at a lower CPU priority than the loop: a flood of sign-in attempts, refused or checked,
+takes the CPU only when the loop does not want it.
 """
 
 from __future__ import annotations
@@ -31,41 +33,40 @@ from web.errors import Overloaded
 
 T = TypeVar("T")
 
-# How much lower than the rest of the process password threads run (Linux "nice").
-PASSWORD_THREAD_NICENESS = 10
+# How much lower than the event loop the sign-in pools' threads run (Linux "nice").
+POOL_THREAD_NICENESS = 10
 
 
 def _yield_to_requests() -> None:
-    """Lower this password thread's CPU priority.
+    """Lower this pool thread's CPU priority.
 
-    When bcrypt keeps every core busy, the event loop thread would otherwise wait its
-    turn behind it, and every cheap request (token checks, health) would pay up to a
-    scheduler slice of latency. On Linux a thread's own id works with setpriority, so
-    only the password threads run nicer; elsewhere this does nothing.
+    When bcrypt keeps every core busy, or a flood keeps the throttle counting, the event
+    loop thread would otherwise wait its turn behind that work, and every cheap request
+    (token checks, health) would pay up to a scheduler slice of latency. On Linux a
+    thread's own id works with setpriority, so only the pool threads run nicer;
+    elsewhere this does nothing.
     """
     if not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
         return
     tid = threading.get_native_id()
     try:
         current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + PASSWORD_THREAD_NICENESS))
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + POOL_THREAD_NICENESS))
     except OSError:  # a sandbox may refuse; priorities are an optimisation only
         return
 
 
 class BoundedPool:
     """Runs blocking work on ``workers`` threads with at most ``queue`` more jobs waiting;
-    a job beyond that is refused at once (``Overloaded``)."""
+    a job beyond that is refused at once (``Overloaded``). Its threads run at a lower CPU
+    priority than the thread that started them."""
 
-    def __init__(
-        self, workers: int, queue: int, *, name: str, initializer: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, workers: int, queue: int, *, name: str) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.workers = workers
         self.capacity = workers + queue
         self._name = name
-        self._initializer = initializer
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._admitted = 0
@@ -93,7 +94,7 @@ class BoundedPool:
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.workers,
                     thread_name_prefix=self._name,
-                    initializer=self._initializer,
+                    initializer=_yield_to_requests,
                 )
             executor = self._executor
         try:
@@ -128,11 +129,10 @@ class BoundedPool:
 
 
 class PasswordLimiter(BoundedPool):
-    """The password-check pool: its threads run at a lower CPU priority, and its last
-    ``spare`` places are kept for clean sign-ins."""
+    """The password-check pool: its last ``spare`` places are kept for clean sign-ins."""
 
     def __init__(self, workers: int, queue: int) -> None:
-        super().__init__(workers, queue, name="password", initializer=_yield_to_requests)
+        super().__init__(workers, queue, name="password")
         # Places kept for clean sign-ins: one round of workers, taken from the queue.
         self.spare = min(workers, queue)
 

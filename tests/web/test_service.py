@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from tests.web.conftest import Account, assert_problem
 from web.app import GIL_SWITCH_SECONDS, create_app
 from web.deps import forwarded_client
 from web.errors import Overloaded
-from web.limiter import PasswordLimiter
+from web.limiter import POOL_THREAD_NICENESS, BoundedPool, PasswordLimiter
 
 
 def test_healthz_and_readyz(client: TestClient) -> None:
@@ -390,6 +391,29 @@ def test_throttle_pool_size_follows_the_database(engine: Engine) -> None:
     assert default.capacity == default.workers + Settings().throttle_queue
     chosen = create_app(Settings(throttle_workers=3, throttle_queue=0), engine=engine)
     assert (chosen.state.throttle_pool.workers, chosen.state.throttle_pool.capacity) == (3, 3)
+
+
+def _niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
+@pytest.mark.parametrize(
+    "make_pool",
+    [lambda: PasswordLimiter(1, 0), lambda: BoundedPool(1, 0, name="throttle")],
+    ids=["password", "throttle"],
+)
+def test_sign_in_pool_threads_run_below_the_thread_that_started_them(
+    make_pool: Callable[[], BoundedPool],
+) -> None:
+    # Under a flood, refused attempts and password checks must not delay the event loop
+    # that answers token checks: both pools' threads run nicer than it.
+    pool = make_pool()
+    try:
+        inside = pool.submit(_niceness).result(timeout=10)
+    finally:
+        pool.shutdown()
+    assert inside == min(19, _niceness() + POOL_THREAD_NICENESS)
 
 
 @pytest.mark.parametrize("value", [0, 65])
