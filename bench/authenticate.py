@@ -5,7 +5,12 @@
 
 Runs on a fresh SQLite file and, when BENCH_DATABASE_URL or TEST_DATABASE_URL is set, on
 PostgreSQL. Measurements are interleaved (raw check, then each path, round after round) so
-machine noise hits every column alike. The ratio is median(path) / median(raw checkpw).
+machine noise hits every column alike. Two ratios per path:
+
+- in place (the figure): 1 + median(time the call spent outside bcrypt) / median(raw
+  checkpw). The bcrypt calls inside each call are timed too (bench/bcrypt_clock.py), so
+  what the path adds is measured on the same call and bcrypt's own spread cancels;
+- of medians: median(whole call) / median(raw checkpw), which carries that spread.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ def main() -> int:
 
     import bcrypt
     from _common import bench_engines, summary, timed
+    from bcrypt_clock import BcryptClock, in_place_ratio
 
     from data.db.session import make_sessionmaker
     from data.models import Role, ThrottleCounter, User
@@ -50,8 +56,9 @@ def main() -> int:
     logging.getLogger("studio_auth").addHandler(logging.NullHandler())
     stored = passwords.hash_password(PASSWORD).encode()
     passwords.dummy_hash()  # built once per process, as in a running service
+    clock = BcryptClock(bcrypt)
     print(f"bcrypt cost {args.cost}, {args.rounds} interleaved rounds, times in ms")
-    worst = throttled = 0.0
+    worst = worst_of_medians = throttled = 0.0
     with bench_engines() as engines:
         for backend, engine in engines:
             factory = make_sessionmaker(engine)
@@ -86,6 +93,7 @@ def main() -> int:
                 "throttled": ("locked", PASSWORD),
             }
             samples: dict[str, list[float]] = {"raw checkpw": [], **{k: [] for k in paths}}
+            added: dict[str, list[float]] = {k: [] for k in paths}
 
             def attempt(username: str, password: str, factory=factory) -> None:  # type: ignore[no-untyped-def]
                 with factory() as db:
@@ -95,20 +103,30 @@ def main() -> int:
             attempt("alice", PASSWORD)  # warm the pool and caches
             for _ in range(args.rounds):
                 samples["raw checkpw"].append(
-                    timed(lambda: bcrypt.checkpw(PASSWORD.encode(), stored))
+                    timed(lambda: clock.raw_checkpw(PASSWORD.encode(), stored))
                 )
                 for name, (user, pw) in paths.items():
-                    samples[name].append(timed(lambda u=user, p=pw: attempt(u, p)))
-            raw = statistics.median(samples["raw checkpw"])
+                    whole, inside = clock.measure(lambda u=user, p=pw: attempt(u, p))
+                    samples[name].append(whole)
+                    added[name].append(whole - inside)
+            raw_samples = samples["raw checkpw"]
+            raw = statistics.median(raw_samples)
             print(f"\n[{backend}]")
-            for name, values in samples.items():
-                ratio = statistics.median(values) / raw
-                if name == "throttled":
-                    throttled = max(throttled, ratio)
-                elif name != "raw checkpw":
-                    worst = max(worst, ratio)
-                print(f"  {name:15s} {summary(values, 1000)}   ratio {ratio:6.3f}")
-    print(f"\nworst ratio over the bcrypt paths: {worst:.3f} (goal <= 1.02)")
+            print(f"  {'raw checkpw':15s} {summary(raw_samples, 1000)}")
+            for name in paths:
+                of_medians = statistics.median(samples[name]) / raw
+                shown = f"  {name:15s} {summary(samples[name], 1000)}   added "
+                shown += f"{statistics.median(added[name]) * 1000:6.2f}"
+                if name == "throttled":  # no bcrypt at all: a fraction of one check
+                    throttled = max(throttled, of_medians)
+                    print(f"{shown}   = {of_medians:.4f} of one check")
+                    continue
+                in_place = in_place_ratio(added[name], raw_samples)
+                worst = max(worst, in_place)
+                worst_of_medians = max(worst_of_medians, of_medians)
+                print(f"{shown}   of medians {of_medians:6.3f}   in place {in_place:6.3f}")
+    print(f"\nworst ratio over the bcrypt paths, in place: {worst:.3f} (goal <= 1.02)")
+    print(f"worst ratio of medians over the bcrypt paths: {worst_of_medians:.3f}")
     print(f"throttled path: {throttled:.4f} of one check (goal < 0.01)")
     return 0
 
