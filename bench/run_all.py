@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from http_load import format_spread
+
 BENCH = Path(__file__).resolve().parent
 PY = sys.executable
 
@@ -126,16 +128,10 @@ def table(fig: dict[str, Any]) -> str:
     )
     over = http.get("overload")
     if over:
-        rounds = len(over.get("rounds", [])) or 1
+        rounds = len(over["rounds"])
 
         def spread(state: str, key: str) -> str:
-            value = over[state][key]
-            if value["median"] is None:
-                return "not measurable: legitimate sign-ins refused"
-            text = f"{value['median']:.2f}x ({value['min']:.2f}-{value['max']:.2f}x)"
-            if value["unmeasured"]:
-                text += f", {value['unmeasured']} round(s) with refusals"
-            return text
+            return format_spread(over[state][key])
 
         rows.append(
             [
