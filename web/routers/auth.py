@@ -12,16 +12,7 @@ from services import permissions, sessions, users
 from services.auth import begin_attempt, user_info
 from services.errors import NotFound
 from services.throttle import Attempt
-from web.deps import (
-    AnySession,
-    ClientAddress,
-    CurrentSession,
-    Db,
-    Limiter,
-    Sessions,
-    ThrottlePool,
-    UserAgent,
-)
+from web.deps import AnySession, CurrentSession, Db, Limiter, Sessions, SignIn
 from web.errors import problem_responses
 from web.schemas import (
     DB_ID_MAX,
@@ -51,15 +42,9 @@ def _token_response(token: str, expires_at: Any, user: dict[str, Any]) -> TokenR
     responses=problem_responses(401, 413, 422, 429, 503),
     summary="Sign in with a username and password",
 )
-async def login(
-    body: LoginRequest,
-    limiter: Limiter,
-    throttle_pool: ThrottlePool,
-    factory: Sessions,
-    ip: ClientAddress,
-    agent: UserAgent,
-) -> TokenResponse:
+async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
     username, password = body.username, body.password.get_secret_value()
+    limiter, factory, ip, agent = ctx.limiter, ctx.sessions, ctx.ip, ctx.user_agent
 
     def admit() -> Attempt:
         with factory() as db:
@@ -71,7 +56,7 @@ async def login(
     # throttled attempts costs no bcrypt and takes no place that a legitimate sign-in
     # could have had.
     limiter.check_capacity()
-    attempt = await throttle_pool.run(admit)
+    attempt = await ctx.throttle_pool.run(admit)
 
     def work() -> sessions.LoginResult:
         with factory() as db:
@@ -211,19 +196,13 @@ async def effective_permissions(info: CurrentSession) -> PermissionsResponse:
     responses=problem_responses(401, 403, 404, 413, 422, 429, 503),
     summary="An admin approves supervised actions on the current (assistant's) session",
 )
-async def elevate(
-    body: ElevateRequest,
-    info: CurrentSession,
-    limiter: Limiter,
-    factory: Sessions,
-    ip: ClientAddress,
-    agent: UserAgent,
-) -> ElevationResponse:
+async def elevate(body: ElevateRequest, info: CurrentSession, ctx: SignIn) -> ElevationResponse:
     username, password = body.username, body.password.get_secret_value()
     session_id = info["session_id"]
+    ip, agent = ctx.ip, ctx.user_agent
 
     def work() -> ElevationResponse:
-        with factory() as db:
+        with ctx.sessions() as db:
             until = permissions.grant_elevation(
                 db,
                 session_id,
@@ -236,4 +215,4 @@ async def elevate(
             db.commit()
         return ElevationResponse(session_id=session_id, elevated_until=until)
 
-    return await limiter.run(work)
+    return await ctx.limiter.run(work)
