@@ -171,19 +171,19 @@ def _statements(dialect: str) -> _Statements:
     c = ThrottleCounter.__table__.c
     first = {"key": bindparam("k"), "failures": 1, "window_start": _AT, "last_failure_at": _AT}
     expired = c.window_start <= bindparam("cutoff", type_=UTCDateTime())
-    count_ip = (
-        insert_(ThrottleCounter)
-        .values(first)
-        .on_conflict_do_update(
-            index_elements=[c.key],
-            set_={
-                "failures": case((expired, 1), else_=c.failures + 1),
-                "window_start": case((expired, _AT), else_=c.window_start),
-                "last_failure_at": _AT,
-            },
-        )
-        .returning(c.failures, c.window_start, *flags)
-    )
+    # An update takes its times from the row it replaces (``excluded``) rather than a
+    # parameter of its own: on SQLite every use of a parameter is bound, and converted,
+    # separately.
+    counting_ip = insert_(ThrottleCounter).values(first)
+    proposed = counting_ip.excluded
+    count_ip = counting_ip.on_conflict_do_update(
+        index_elements=[c.key],
+        set_={
+            "failures": case((expired, 1), else_=c.failures + 1),
+            "window_start": case((expired, proposed.window_start), else_=c.window_start),
+            "last_failure_at": proposed.last_failure_at,
+        },
+    ).returning(c.failures, c.window_start, *flags)
     # The account behind the name is read in the same statement (one round trip).
     owner = User.username_key == bindparam("name")
     account = [
@@ -200,8 +200,8 @@ def _statements(dialect: str) -> _Statements:
         set_={
             "failures": case((fresh, 1), else_=c.failures + 1),
             "blocked_until": case((fresh, null()), else_=c.blocked_until),
-            "window_start": case((fresh, _AT), else_=c.window_start),
-            "last_failure_at": _AT,
+            "window_start": case((fresh, counting.excluded.window_start), else_=c.window_start),
+            "last_failure_at": counting.excluded.last_failure_at,
             "sign_in_count": seen,
         },
     ).returning(c.failures, c.blocked_until, c.window_start, *account, *flags)
