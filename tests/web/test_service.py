@@ -416,6 +416,33 @@ def test_sign_in_pool_threads_run_below_the_thread_that_started_them(
     assert inside == min(19, _niceness() + POOL_THREAD_NICENESS)
 
 
+def _os_thread_name() -> str:
+    return Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc thread names are Linux's")
+@pytest.mark.parametrize(
+    ("make_pool", "expected"),
+    [
+        (lambda: PasswordLimiter(1, 0), "password_0"),
+        (lambda: BoundedPool(1, 0, name="throttle"), "throttle_0"),
+    ],
+    ids=["password", "throttle"],
+)
+def test_sign_in_pool_threads_carry_their_names_in_the_os(
+    make_pool: Callable[[], BoundedPool], expected: str
+) -> None:
+    # top -H and ps -L tell an operator which pool is using the CPU.
+    before = _os_thread_name()
+    pool = make_pool()
+    try:
+        inside = pool.submit(_os_thread_name).result(timeout=10)
+    finally:
+        pool.shutdown()
+    assert inside == expected
+    assert _os_thread_name() == before  # the caller's thread keeps its own name
+
+
 @pytest.mark.parametrize("value", [0, 65])
 def test_throttle_workers_out_of_range_are_refused(value: int) -> None:
     with pytest.raises(ValueError, match="throttle_workers"):
