@@ -20,7 +20,8 @@ by the throttle (wrong passwords, from 200 forwarded client addresses), every 10
 valid sign-in; the /auth/me p99 and a legitimate user's login p50 (paced probes) are
 measured idle, during the flood, with the flood's password checks alone (the floor: as
 many valid sign-ins per second as the audit trail shows reached bcrypt during the flood)
-and during the attack alone (the flood without its valid sign-ins). A burst of 16
+and during the attack alone (the flood without its valid sign-ins), each with the cores
+the server's event loop and pools and the rest of the machine used. A burst of 16
 concurrent valid logins shows the bounded password pool answering 503 + Retry-After.
 
 (Named http_load.py, not http.py: a bench/http.py would shadow the standard library's
@@ -206,6 +207,7 @@ class Target:
     me_path: str
     bare_path: str
     auth_env: dict[str, str] = field(default_factory=dict)  # WRK_TOKEN or WRK_COOKIE
+    pid: int | None = None  # the server process, where it is one process
 
     def login_env(self, names: list[str], **extra: str) -> dict[str, str]:
         users = ",".join(f"{self.login_name.format(n)}:{PASSWORD}" for n in names)
@@ -290,8 +292,10 @@ def studio_auth_server(workdir: Path, **settings: str) -> Iterator[Target]:
     url = f"http://127.0.0.1:{port}"
     with peers.running(
         "studio-auth", argv, f"{url}/healthz", cwd=workdir, env=env, log=workdir / "serve.log"
-    ):
-        yield Target("studio-auth", url, "/auth/login", "json", "{}", "/auth/me", "/healthz")
+    ) as proc:
+        yield Target(
+            "studio-auth", url, "/auth/login", "json", "{}", "/auth/me", "/healthz", pid=proc.pid
+        )
 
 
 @contextlib.contextmanager
@@ -321,7 +325,7 @@ def target_server(name: str, workdir: Path) -> Iterator[Target]:
 
 
 def login_throughput(target: Target, duration: float, limit_seconds: float) -> dict[str, Any]:
-    rows = {}
+    rows: dict[str, Any] = {}  # keyed as in the JSON output
     for conns in (1, 2, 4):
         # One connection can use one core at most: compare it with one thread's limit.
         limit = bcrypt_limit(limit_seconds, threads=min(conns, 2))
@@ -333,7 +337,7 @@ def login_throughput(target: Target, duration: float, limit_seconds: float) -> d
             env=target.login_env(USERS),
         )
         ok = result.rate("200")
-        rows[conns] = {
+        rows[str(conns)] = {
             "logins_per_s": ok,
             "limit_per_s": limit,
             "fraction": ok / limit,
@@ -451,6 +455,57 @@ def paced_sign_ins(
             pacer.join(timeout=duration + 60)
 
 
+# --- where the CPU goes ---------------------------------------------------------------
+
+CPU_ROLES = ("event loop", "throttle", "password", "other threads", "rest of machine")
+
+
+def _thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds used so far by process ``pid``'s threads, by role: the main thread
+    (the event loop) and the sign-in pools, which name their threads in the OS."""
+    tick = os.sysconf("SC_CLK_TCK")
+    used: collections.defaultdict[str, float] = collections.defaultdict(float)
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:  # the thread has ended
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        role = name.rstrip("0123456789").rstrip("_")
+        if int(tid) == pid:
+            role = "event loop"
+        elif role not in ("throttle", "password"):
+            role = "other threads"
+        used[role] += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
+    return used
+
+
+def _machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (all but idle and I/O wait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def cpu_use(pid: int) -> Iterator[dict[str, float]]:
+    """Cores used during the block, by role in the server and for the rest of the
+    machine (the load generators, the probes, PostgreSQL), filled in when it ends."""
+    cores: dict[str, float] = {}
+    before, busy, start = _thread_cpu(pid), _machine_busy(), time.monotonic()
+    yield cores
+    after, elapsed = _thread_cpu(pid), time.monotonic() - start
+    for role in CPU_ROLES[:-1]:
+        cores[role] = (after[role] - before[role]) / elapsed
+    server = sum(cores.values())
+    cores["rest of machine"] = max(0.0, (_machine_busy() - busy) / elapsed - server)
+
+
+def format_cpu(cores: dict[str, float]) -> str:
+    shown = ", ".join(f"{role} {cores[role]:.2f}" for role in CPU_ROLES)
+    return f"{shown}; in all {sum(cores.values()):.2f} of {os.cpu_count()}"
+
+
 def _ratio_or_none(busy: WrkResult, idle: WrkResult) -> float | None:
     # wrk's latencies cannot be split by status: when some legitimate sign-ins were
     # refused (a fast 503), their p50 is not a sign-in time and no ratio is given.
@@ -466,7 +521,9 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
     in four states: idle; during the flood; with only the flood's password checks (the
     valid sign-ins and lock expiries it made, counted from the audit trail, replayed as
     paced valid sign-ins: the work any service must do, and so the physical floor); and
-    during the attack alone (the flood without its valid sign-ins).
+    during the attack alone (the flood without its valid sign-ins). In each state the
+    cores used are read from /proc, by role: the event loop, the throttle and password
+    pools, and the rest of the machine (load generators, probes).
     """
     workdir.mkdir()
     database_url = f"sqlite:///{workdir / 'studio_auth.db'}"
@@ -474,15 +531,21 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
     with studio_auth_server(workdir, trusted_proxies="127.0.0.1/32") as target:
         target.sign_in(USERS[0])
         legit = target.login_env([USERS[1]], WRK_DELAY_MS="500")
+        pid = target.pid
+        assert pid is not None
+        cpu: dict[str, dict[str, float]] = {}  # cores used in each state, by role
 
-        def probes() -> tuple[WrkResult, WrkResult]:
-            with background_wrk(
-                target.url, "login.lua", connections=1, threads=1, duration=duration, env=legit
-            ) as box:
+        def probe(state: str) -> None:
+            with (
+                background_wrk(
+                    target.url, "login.lua", connections=1, threads=1, duration=duration, env=legit
+                ) as box,
+                cpu_use(pid) as cores,
+            ):
                 me = paced(target, target.me_path, duration, 10, True)
-            return me, box["result"]
+            states[state], cpu[state] = (me, box["result"]), cores
 
-        states["idle"] = probes()
+        probe("idle")
         attack = {
             "WRK_BAD_USERS": ",".join(f"{n}:wrong password {n}" for n in ATTACKED),
             "WRK_XFF": "bad",
@@ -500,14 +563,14 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
             # bcrypt checks (about 30) keep the password pool full for about three seconds.
             time.sleep(6)
             since = datetime.now(UTC)
-            states["flood"] = probes()
+            probe("flood")
             until = datetime.now(UTC)
         flood = box["result"]
         checks = _bcrypt_checks(database_url, since, until, skip=USERS[1])
         check_rate = checks / (until - since).total_seconds()
         with paced_sign_ins(target, USERS[2:], check_rate, duration + 1) as floor_statuses:
             time.sleep(0.5)
-            states["floor"] = probes()
+            probe("floor")
         attack_env = target.login_env(USERS[2:], WRK_VALID_EVERY="1000000000", **attack)
         with background_wrk(
             target.url,
@@ -518,7 +581,7 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
             env=attack_env,
         ) as attack_box:
             time.sleep(0.5)
-            states["attack"] = probes()
+            probe("attack")
         burst_result = None
         if burst:
             burst_result = wrk(
@@ -538,6 +601,7 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
         "attack_rps": attack_box["result"].rate(),
         "me_p99_idle_ms": idle_me.p99_ms,
         "login_p50_idle_ms": idle_login.p50_ms,
+        "cpu": cpu,
     }
     for state in ("flood", "floor", "attack"):
         me, login = states[state]
@@ -603,12 +667,20 @@ def overload(workdir: Path, duration: float, rounds: int = 3) -> dict[str, Any]:
                 for state in ("flood", "floor", "attack")
             )
         )
+        for state in ("idle", "flood", "floor", "attack"):
+            print(f"    cores used, {state:6s}: {format_cpu(result['cpu'][state])}")
     summary: dict[str, Any] = {"rounds": per_round}
     for state in ("flood", "floor", "attack"):
         summary[state] = {
             "me_ratio": _spread([r[state]["me_ratio"] for r in per_round]),
             "login_ratio": _spread([r[state]["login_ratio"] for r in per_round]),
         }
+    summary["cpu"] = {
+        state: {
+            role: statistics.median(r["cpu"][state][role] for r in per_round) for role in CPU_ROLES
+        }
+        for state in ("idle", "flood", "floor", "attack")
+    }
     first = per_round[0]
     summary.update(
         {
@@ -631,6 +703,9 @@ def overload(workdir: Path, duration: float, rounds: int = 3) -> dict[str, Any]:
             f"    {label:34s} /auth/me p99 {format_spread(summary[state]['me_ratio'])} (goal <= 2);"
             f" legitimate login p50 {format_spread(summary[state]['login_ratio'])} (goal <= 1.3)"
         )
+    print("  cores used, median over the rounds:")
+    for state in ("idle", "flood", "floor", "attack"):
+        print(f"    {state:6s}: {format_cpu(summary['cpu'][state])}")
     print(
         f"  burst of 16 concurrent logins for 5 s: statuses {first.get('burst_statuses')}, "
         f"p50 {first.get('burst_p50_ms', 0):.0f} ms"
