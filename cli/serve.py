@@ -57,7 +57,7 @@ def serve_command(host: str, port: int, workers: int, access_log: bool) -> None:
         click.echo(f"one-time password (shown once, must be changed at first sign-in): {password}")
     click.echo(f"studio-auth listening on http://{host}:{port}", err=True)
     uvicorn.run(
-        "web.app:create_app",
+        "web.app:create_served_app",
         factory=True,
         host=host,
         port=port,
