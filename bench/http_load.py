@@ -457,6 +457,7 @@ def paced_sign_ins(
 
 # --- where the CPU goes ---------------------------------------------------------------
 
+STATES = ("idle", "flood", "floor", "attack")  # the overload probes' states, in order
 CPU_ROLES = ("event loop", "throttle", "password", "other threads", "rest of machine")
 
 
@@ -667,7 +668,7 @@ def overload(workdir: Path, duration: float, rounds: int = 3) -> dict[str, Any]:
                 for state in ("flood", "floor", "attack")
             )
         )
-        for state in ("idle", "flood", "floor", "attack"):
+        for state in STATES:
             print(f"    cores used, {state:6s}: {format_cpu(result['cpu'][state])}")
     summary: dict[str, Any] = {"rounds": per_round}
     for state in ("flood", "floor", "attack"):
@@ -679,7 +680,7 @@ def overload(workdir: Path, duration: float, rounds: int = 3) -> dict[str, Any]:
         state: {
             role: statistics.median(r["cpu"][state][role] for r in per_round) for role in CPU_ROLES
         }
-        for state in ("idle", "flood", "floor", "attack")
+        for state in STATES
     }
     first = per_round[0]
     summary.update(
@@ -704,7 +705,7 @@ def overload(workdir: Path, duration: float, rounds: int = 3) -> dict[str, Any]:
             f" legitimate login p50 {format_spread(summary[state]['login_ratio'])} (goal <= 1.3)"
         )
     print("  cores used, median over the rounds:")
-    for state in ("idle", "flood", "floor", "attack"):
+    for state in STATES:
         print(f"    {state:6s}: {format_cpu(summary['cpu'][state])}")
     print(
         f"  burst of 16 concurrent logins for 5 s: statuses {first.get('burst_statuses')}, "
