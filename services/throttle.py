@@ -90,9 +90,11 @@ class Attempt:
     retry_after: float = 0.0
     limited_by: str | None = None
     account: Account | None = None
-    # Failures counted under this name before this attempt (0 once a sign-in cleared
-    # them): a name with a history gets no claim on the password pool's last places.
-    earlier_failures: int = 0
+    # The attempt comes with a recent history: failures under this name since its last
+    # sign-in, or at least ``throttle_free_failures`` from this address in its window
+    # (what a flood's attempts have once a lock expires). The HTTP service checks such a
+    # password at a lower priority than a clean sign-in's.
+    suspect: bool = False
 
 
 def user_key(username: object) -> str:
@@ -255,6 +257,7 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
     a_key = ip_key(ip) if ip else None
     window_start = None
     ip_wait = 0.0
+    ip_failures = 0
     if a_key is not None:
         window = timedelta(seconds=settings.throttle_ip_window_seconds)
         row = conn.execute(sql.count_ip, {"k": a_key, "at": at, "cutoff": at - window}).one()
@@ -282,7 +285,9 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
             current = conn.scalar(query)
             wait = max((current - at).total_seconds(), 1.0) if current else 1.0
             return Attempt(u_key, a_key, window_start, False, wait, "user")
-    return Attempt(u_key, a_key, window_start, True, account=account, earlier_failures=failures - 1)
+    # Both counts include this attempt (and any still running from the same address).
+    suspect = failures > 1 or ip_failures > settings.throttle_free_failures
+    return Attempt(u_key, a_key, window_start, True, account=account, suspect=suspect)
 
 
 def reserve(
