@@ -42,6 +42,12 @@ _INSERT_EVENT = insert(AuditEvent)
 def escape_text(value: str, limit: int = USERNAME_MAX_LENGTH) -> str:
     """Printable, bounded text for logs and the trail: control characters and lone
     surrogates are escaped so an attempted username cannot forge a log line."""
+    if value.isascii() and value.isprintable() and "\\" not in value:
+        return value[:limit]  # nothing to escape: the common case, at C speed
+    return _escape_each(value, limit)
+
+
+def _escape_each(value: str, limit: int) -> str:
     out = []
     for ch in value[:limit]:
         code = ord(ch)

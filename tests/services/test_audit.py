@@ -7,6 +7,8 @@ import logging
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -15,6 +17,7 @@ from data.models import Artist, AuditEvent
 from services.audit import (
     REDACTED,
     USERNAME_MAX_LENGTH,
+    _escape_each,
     attempted_username,
     escape_text,
     list_events,
@@ -75,6 +78,24 @@ def test_huge_attempted_usernames_are_truncated(db, engine) -> None:
     assert len(event.username) <= USERNAME_MAX_LENGTH
     assert "\n" not in event.username
     assert escape_text("x" * 500) == "x" * USERNAME_MAX_LENGTH
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_every_ascii_character_is_escaped_as_before_on_the_fast_path(code: int) -> None:
+    text = f"ana{chr(code)}bel"
+    assert escape_text(text) == _escape_each(text, USERNAME_MAX_LENGTH)
+
+
+@settings(max_examples=300)
+@given(st.text(), st.integers(min_value=0, max_value=300))
+def test_escaped_text_does_not_depend_on_which_path_ran(text: str, limit: int) -> None:
+    escaped = escape_text(text, limit)
+    assert escaped == _escape_each(text, limit)
+    assert len(escaped) <= limit
+    assert not any(
+        ord(c) < 0x20 or ord(c) == 0x7F or 0x80 <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000
+        for c in escaped
+    )
 
 
 def test_secret_looking_detail_is_redacted_and_bounded(db, engine) -> None:
