@@ -458,7 +458,7 @@ def paced_sign_ins(
 # --- where the CPU goes ---------------------------------------------------------------
 
 STATES = ("idle", "flood", "floor", "attack")  # the overload probes' states, in order
-CPU_ROLES = ("event loop", "throttle", "password", "suspect", "other threads", "rest of machine")
+CPU_ROLES = ("event loop", "throttle", "password", "other threads", "rest of machine")
 
 
 def _thread_cpu(pid: int) -> dict[str, float]:
@@ -476,7 +476,7 @@ def _thread_cpu(pid: int) -> dict[str, float]:
         role = name.rstrip("0123456789").rstrip("_")
         if int(tid) == pid:
             role = "event loop"
-        elif role not in CPU_ROLES:
+        elif role not in ("throttle", "password"):
             role = "other threads"
         used[role] += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
     return used
