@@ -50,8 +50,7 @@ class Settings(BaseSettings):
 
     # The HTTP service. Password checks (bcrypt) run on at most ``password_workers``
     # threads with at most ``password_queue`` more waiting; beyond that a request gets 503
-    # at once instead of piling up threads and memory. Sign-ins with a recent history of
-    # failures have a lane of their own: half as many threads, the same queue.
+    # at once instead of piling up threads and memory.
     password_workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=256)
     password_queue: int = Field(default=4, ge=0, le=10_000)
     # Each sign-in attempt is first counted by the throttle, on ``throttle_workers``

@@ -4,21 +4,17 @@ bcrypt releases the GIL, so checks on separate threads use separate cores; but e
 holds a thread, memory and a database connection for a quarter of a second. At most
 ``workers`` run at once and at most ``queue`` more wait; a request beyond that is
 refused at once (``Overloaded``, answered 503 with Retry-After) instead of piling up.
-
-Password checks run in two lanes. A sign-in for a name with recent failures, or from an
-address with several failures in its window (what a flood sends once a lock expires),
-is *suspect*: it runs in a lane of its own, on at most half the workers, at the lowest
-CPU priority. Under an attack, such checks never take a clean sign-in's place and get
-only a small share of a core that a clean sign-in also wants; with no attack, the low
-priority costs them nothing, since an idle core runs whatever is there.
+The last ``min(workers, queue)`` places are kept for clean sign-ins: a suspect sign-in
+(for a name with recent failures, the names a flood attacks, or from an address with
+many) is refused when only those are left.
 
 Before that, every attempt is counted by the throttle on a small pool of its own (one
 thread on SQLite, which has one writer at a time), not on the framework's shared pool of
 forty: under a flood of throttled attempts a few threads take the writes in turn instead
 of dozens contending for the interpreter lock and the database's write lock.
 
-Every pool is separate from the event loop that serves token-only requests
-(``/auth/me``), so those never wait behind password checks, and the pools' threads run
+Both pools are separate from the event loop that serves token-only requests
+(``/auth/me``), so those never wait behind password checks, and the threads of both run
 at a lower CPU priority than the loop: a flood of sign-in attempts, refused or checked,
 takes the CPU only when the loop does not want it.
 """
@@ -38,18 +34,13 @@ from web.errors import Overloaded
 
 T = TypeVar("T")
 
-# How much lower than the event loop the sign-in pools' threads run (Linux "nice"),
-# and the suspect lane's threads, which run at the lowest priority there is.
+# How much lower than the event loop the sign-in pools' threads run (Linux "nice").
 POOL_THREAD_NICENESS = 10
-SUSPECT_THREAD_NICENESS = 19
 
 
-def _pool_thread_starter(niceness: int) -> Callable[[], None]:
-    def start() -> None:
-        _name_for_the_os()
-        _yield_to_requests(niceness)
-
-    return start
+def _start_pool_thread() -> None:
+    _name_for_the_os()
+    _yield_to_requests()
 
 
 def _name_for_the_os() -> None:
@@ -65,8 +56,8 @@ def _name_for_the_os() -> None:
         return
 
 
-def _yield_to_requests(niceness: int) -> None:
-    """Lower this pool thread's CPU priority by ``niceness`` (at most to 19).
+def _yield_to_requests() -> None:
+    """Lower this pool thread's CPU priority.
 
     When bcrypt keeps every core busy, or a flood keeps the throttle counting, the event
     loop thread would otherwise wait its turn behind that work, and every cheap request
@@ -79,25 +70,21 @@ def _yield_to_requests(niceness: int) -> None:
     tid = threading.get_native_id()
     try:
         current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + niceness))
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, current + POOL_THREAD_NICENESS))
     except OSError:  # a sandbox may refuse; priorities are an optimisation only
         return
 
 
 class BoundedPool:
     """Runs blocking work on ``workers`` threads with at most ``queue`` more jobs waiting;
-    a job beyond that is refused at once (``Overloaded``). Its threads run ``niceness``
-    lower in CPU priority than the thread that started them, under their own names in
-    the OS (``name_0``, ``name_1``...)."""
+    a job beyond that is refused at once (``Overloaded``). Its threads run at a lower CPU
+    priority than the thread that started them, under their own names in the OS."""
 
-    def __init__(
-        self, workers: int, queue: int, *, name: str, niceness: int = POOL_THREAD_NICENESS
-    ) -> None:
+    def __init__(self, workers: int, queue: int, *, name: str) -> None:
         if workers < 1 or queue < 0:
             raise ValueError("workers must be >= 1 and queue >= 0")
         self.workers = workers
         self.capacity = workers + queue
-        self.niceness = niceness
         self._name = name
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -112,12 +99,13 @@ class BoundedPool:
     def check_capacity(self) -> None:
         """Raise Overloaded now if a job submitted now would be refused."""
         with self._lock:
-            self._refuse_if_full()
+            self._refuse_if_full(keep=0)
 
-    def submit(self, work: Callable[[], T]) -> Future[T]:
-        """Queue ``work`` or raise Overloaded at once when the pool and queue are full."""
+    def submit(self, work: Callable[[], T], *, keep: int = 0) -> Future[T]:
+        """Queue ``work`` or raise Overloaded at once when it would leave fewer than
+        ``keep`` places free."""
         with self._lock:
-            self._refuse_if_full()
+            self._refuse_if_full(keep=keep)
             self._admitted += 1
             # Threads start on first use and after a shutdown (an app can be started
             # again, as test clients do).
@@ -125,7 +113,7 @@ class BoundedPool:
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.workers,
                     thread_name_prefix=self._name,
-                    initializer=_pool_thread_starter(self.niceness),
+                    initializer=_start_pool_thread,
                 )
             executor = self._executor
         try:
@@ -142,9 +130,9 @@ class BoundedPool:
         """Run ``work`` in the pool and wait for it without blocking the event loop."""
         return await asyncio.wrap_future(self.submit(work))
 
-    def _refuse_if_full(self) -> None:
+    def _refuse_if_full(self, *, keep: int) -> None:
         # Called with the lock held.
-        if self._admitted >= self.capacity:
+        if self._admitted >= self.capacity - keep:
             raise Overloaded
 
     def _release(self) -> None:
@@ -159,31 +147,23 @@ class BoundedPool:
             executor.shutdown(wait=True, cancel_futures=True)
 
 
-class PasswordLimiter:
-    """The password-check pool: a lane of ``workers`` threads for clean work and one of
-    half as many (at least one), at the lowest priority, for suspect sign-ins; each lane
-    takes at most ``queue`` more jobs waiting."""
+class PasswordLimiter(BoundedPool):
+    """The password-check pool: its last ``spare`` places are kept for clean sign-ins."""
 
     def __init__(self, workers: int, queue: int) -> None:
-        self.clean = BoundedPool(workers, queue, name="password")
-        self.suspect = BoundedPool(
-            max(1, workers // 2), queue, name="suspect", niceness=SUSPECT_THREAD_NICENESS
-        )
+        super().__init__(workers, queue, name="password")
+        # Places kept for clean sign-ins: one round of workers, taken from the queue.
+        self.spare = min(workers, queue)
 
-    def check_capacity(self) -> None:
-        """Raise Overloaded now if clean work submitted now would be refused (before an
-        attempt is counted, whether it will be suspect is not known yet)."""
-        self.clean.check_capacity()
+    def submit(self, work: Callable[[], T], *, keep: int = 0, suspect: bool = False) -> Future[T]:
+        """Queue ``work`` or raise Overloaded at once when the pool and queue are full.
 
-    def submit(self, work: Callable[[], T], *, suspect: bool = False) -> Future[T]:
-        """Queue ``work`` in its lane or raise Overloaded at once when that lane is full."""
-        return (self.suspect if suspect else self.clean).submit(work)
+        ``suspect`` work (a sign-in with recent failures under its name, or many from its
+        address) is refused already when only ``spare`` places are left, so that a flood
+        of attempts on attacked names cannot take every place from clean sign-ins.
+        """
+        return super().submit(work, keep=max(keep, self.spare if suspect else 0))
 
     async def run(self, work: Callable[[], T], *, suspect: bool = False) -> T:
-        """Run ``work`` in its lane and wait for it without blocking the event loop."""
+        """Run ``work`` in the pool and wait for it without blocking the event loop."""
         return await asyncio.wrap_future(self.submit(work, suspect=suspect))
-
-    def shutdown(self) -> None:
-        """Stop both lanes' threads after their running work; queued work is cancelled."""
-        self.clean.shutdown()
-        self.suspect.shutdown()

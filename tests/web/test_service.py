@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,7 @@ from tests.web.conftest import Account, assert_problem
 from web.app import GIL_SWITCH_SECONDS, create_app, create_served_app
 from web.deps import forwarded_client
 from web.errors import Overloaded
-from web.limiter import (
-    POOL_THREAD_NICENESS,
-    SUSPECT_THREAD_NICENESS,
-    BoundedPool,
-    PasswordLimiter,
-)
+from web.limiter import POOL_THREAD_NICENESS, BoundedPool, PasswordLimiter
 
 
 def test_healthz_and_readyz(client: TestClient) -> None:
@@ -194,7 +190,7 @@ def test_limiter_refuses_at_once_beyond_workers_plus_queue() -> None:
         second = limiter.submit(release.wait)  # queued
         with pytest.raises(Overloaded):
             limiter.submit(release.wait)
-        assert limiter.clean.admitted == 2
+        assert limiter.admitted == 2
         release.set()
         assert first.result(timeout=10) and second.result(timeout=10)
         # Slots come back once the work is done.
@@ -202,24 +198,21 @@ def test_limiter_refuses_at_once_beyond_workers_plus_queue() -> None:
     finally:
         release.set()
         limiter.shutdown()
-    assert limiter.clean.admitted == 0
+    assert limiter.admitted == 0
 
 
-def test_suspect_work_has_a_lane_of_its_own_and_never_takes_a_clean_place() -> None:
-    limiter = PasswordLimiter(workers=2, queue=2)
+def test_limiter_keeps_its_last_places_for_clean_sign_ins() -> None:
+    limiter = PasswordLimiter(workers=2, queue=4)
+    assert limiter.spare == 2
     release = threading.Event()
     try:
-        # The suspect lane: one worker (half of two) and the same queue.
-        jobs = [limiter.submit(release.wait, suspect=True) for _ in range(3)]
+        jobs = [limiter.submit(release.wait, suspect=True) for _ in range(4)]
         with pytest.raises(Overloaded):
             limiter.submit(release.wait, suspect=True)
-        limiter.check_capacity()  # the clean lane is untouched
-        jobs += [limiter.submit(release.wait) for _ in range(4)]
+        jobs += [limiter.submit(release.wait) for _ in range(2)]
         with pytest.raises(Overloaded):
             limiter.submit(release.wait)
-        with pytest.raises(Overloaded):
-            limiter.check_capacity()
-        assert (limiter.clean.admitted, limiter.suspect.admitted) == (4, 3)
+        assert limiter.admitted == 6
         release.set()
         assert all(job.result(timeout=10) for job in jobs)
     finally:
@@ -227,96 +220,70 @@ def test_suspect_work_has_a_lane_of_its_own_and_never_takes_a_clean_place() -> N
         limiter.shutdown()
 
 
-@pytest.mark.parametrize(("workers", "suspect_workers"), [(1, 1), (2, 1), (3, 1), (8, 4)])
-def test_the_suspect_lane_has_half_the_workers_and_at_least_one(
-    workers: int, suspect_workers: int
-) -> None:
-    limiter = PasswordLimiter(workers=workers, queue=0)
-    try:
-        assert (limiter.clean.workers, limiter.suspect.workers) == (workers, suspect_workers)
-        assert asyncio.run(limiter.run(lambda: 7, suspect=True)) == 7
-    finally:
-        limiter.shutdown()
+@pytest.mark.parametrize(("workers", "queue", "spare"), [(1, 0, 0), (2, 1, 1), (1, 4, 1)])
+def test_limiter_spare_places_never_shut_suspects_out(workers, queue, spare) -> None:
+    limiter = PasswordLimiter(workers=workers, queue=queue)
+    assert limiter.spare == spare
+    assert limiter.capacity - limiter.spare >= workers
+    assert asyncio.run(limiter.run(lambda: 7, suspect=True)) == 7
+    limiter.shutdown()
 
 
-def _checked_on(app: FastAPI) -> list[str]:
-    """The pool threads that the app's password checks run on, in order."""
-    threads: list[str] = []
-    for lane in (app.state.limiter.clean, app.state.limiter.suspect):
-        original = lane.submit
-
-        def spy(work: Any, original: Any = original) -> Any:
-            def named() -> Any:
-                threads.append(threading.current_thread().name.rstrip("0123456789"))
-                return work()
-
-            return original(named)
-
-        lane.submit = spy
-    return threads
-
-
-def test_a_sign_in_after_failures_is_checked_in_the_suspect_lane(
-    engine: Engine, make_user: Callable[..., User], settings_env: Callable[..., None]
-) -> None:
-    settings_env(throttle_free_failures=3)
-    make_user("ana")
-    make_user("bea")
-    app = create_app(Settings(trusted_proxies="127.0.0.1/32"), engine=engine)
-    threads = _checked_on(app)
-    with TestClient(app, client=("127.0.0.1", 50000)) as client:
-
-        def sign_in(name: str, password: str, address: str) -> int:
-            body = {"username": name, "password": password}
-            headers = {"X-Forwarded-For": address}
-            return client.post("/auth/login", json=body, headers=headers).status_code
-
-        assert sign_in("ana", DEFAULT_PASSWORD, "192.0.2.1") == 200
-        assert sign_in("ana", "not it", "192.0.2.1") == 401
-        assert sign_in("ana", DEFAULT_PASSWORD, "192.0.2.1") == 200  # after the name's failure
-        assert sign_in("ana", DEFAULT_PASSWORD, "192.0.2.1") == 200  # cleared by then
-        for name in ("cy", "di", "ed"):  # three failures from one address, other names
-            assert sign_in(name, "not it", "198.51.100.7") == 401
-        assert sign_in("bea", DEFAULT_PASSWORD, "198.51.100.7") == 200
-        assert sign_in("bea", DEFAULT_PASSWORD, "192.0.2.1") == 200
-    assert threads == [
-        "password_",
-        "password_",
-        "suspect_",
-        "password_",
-        "password_",
-        "password_",
-        "password_",
-        "suspect_",  # after the address's third failure
-        "password_",
-    ]
-
-
-def test_a_full_suspect_lane_refuses_suspects_while_clean_sign_ins_get_in(
+def test_a_name_with_recent_failures_gets_no_last_place_in_the_pool(
     engine: Engine, make_user: Callable[..., User]
 ) -> None:
     make_user("ana")
     make_user("bea")
-    app = create_app(Settings(password_workers=1, password_queue=0), engine=engine)
+    app = create_app(Settings(password_workers=1, password_queue=1), engine=engine)
     release = threading.Event()
     with TestClient(app) as client:
         wrong = client.post("/auth/login", json={"username": "ana", "password": "not it"})
         assert wrong.status_code == 401
-        busy = app.state.limiter.suspect.submit(release.wait)
+        busy = app.state.limiter.submit(release.wait)  # one of two places taken
         try:
             response = client.post(
                 "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
             )
             assert_problem(response, 503, "overloaded")
-            clean = client.post(
-                "/auth/login", json={"username": "bea", "password": DEFAULT_PASSWORD}
+            # A clean name still gets the last place (it waits for the worker).
+            clean = ThreadPoolExecutor(1).submit(
+                client.post, "/auth/login", json={"username": "bea", "password": DEFAULT_PASSWORD}
             )
-            assert clean.status_code == 200
         finally:
             release.set()
             busy.result(timeout=10)
+        assert clean.result(timeout=30).status_code == 200
         again = client.post("/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD})
         assert again.status_code == 200
+
+
+def test_an_address_with_many_failures_gets_no_last_place_in_the_pool(
+    engine: Engine, make_user: Callable[..., User], settings_env: Callable[..., None]
+) -> None:
+    settings_env(throttle_free_failures=3)
+    make_user("bea")
+    settings = Settings(password_workers=1, password_queue=1, trusted_proxies="127.0.0.1/32")
+    app = create_app(settings, engine=engine)
+    release = threading.Event()
+
+    def sign_in(name: str, password: str, address: str) -> Any:
+        headers = {"X-Forwarded-For": address}
+        body = {"username": name, "password": password}
+        return client.post("/auth/login", json=body, headers=headers)
+
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        for name in ("cy", "di", "ed"):  # one failure each, all from one address
+            assert sign_in(name, "not it", "198.51.100.7").status_code == 401
+        busy = app.state.limiter.submit(release.wait)  # one of two places taken
+        try:
+            # bea has no failures, but her attempt comes from that address.
+            assert_problem(sign_in("bea", DEFAULT_PASSWORD, "198.51.100.7"), 503, "overloaded")
+            clean = ThreadPoolExecutor(1).submit(sign_in, "bea", DEFAULT_PASSWORD, "192.0.2.1")
+        finally:
+            release.set()
+            busy.result(timeout=10)
+        assert clean.result(timeout=30).status_code == 200
+        assert sign_in("bea", DEFAULT_PASSWORD, "198.51.100.7").status_code == 200
 
 
 def test_limiter_uses_several_threads_at_once() -> None:
@@ -479,27 +446,21 @@ def _niceness() -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
 @pytest.mark.parametrize(
-    ("make_pool", "niceness"),
-    [
-        (lambda: PasswordLimiter(1, 0).clean, POOL_THREAD_NICENESS),
-        (lambda: PasswordLimiter(1, 0).suspect, SUSPECT_THREAD_NICENESS),
-        (lambda: BoundedPool(1, 0, name="throttle"), POOL_THREAD_NICENESS),
-    ],
-    ids=["password", "suspect", "throttle"],
+    "make_pool",
+    [lambda: PasswordLimiter(1, 0), lambda: BoundedPool(1, 0, name="throttle")],
+    ids=["password", "throttle"],
 )
 def test_sign_in_pool_threads_run_below_the_thread_that_started_them(
-    make_pool: Callable[[], BoundedPool], niceness: int
+    make_pool: Callable[[], BoundedPool],
 ) -> None:
     # Under a flood, refused attempts and password checks must not delay the event loop
-    # that answers token checks: every pool's threads run nicer than it, and suspect
-    # checks nicer still than clean ones.
+    # that answers token checks: both pools' threads run nicer than it.
     pool = make_pool()
     try:
         inside = pool.submit(_niceness).result(timeout=10)
     finally:
         pool.shutdown()
-    assert inside == min(19, _niceness() + niceness)
-    assert SUSPECT_THREAD_NICENESS > POOL_THREAD_NICENESS
+    assert inside == min(19, _niceness() + POOL_THREAD_NICENESS)
 
 
 def _os_thread_name() -> str:
@@ -510,11 +471,10 @@ def _os_thread_name() -> str:
 @pytest.mark.parametrize(
     ("make_pool", "expected"),
     [
-        (lambda: PasswordLimiter(1, 0).clean, "password_0"),
-        (lambda: PasswordLimiter(1, 0).suspect, "suspect_0"),
+        (lambda: PasswordLimiter(1, 0), "password_0"),
         (lambda: BoundedPool(1, 0, name="throttle"), "throttle_0"),
     ],
-    ids=["password", "suspect", "throttle"],
+    ids=["password", "throttle"],
 )
 def test_sign_in_pool_threads_carry_their_names_in_the_os(
     make_pool: Callable[[], BoundedPool], expected: str

@@ -62,8 +62,9 @@ async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
         with factory() as db:
             return sessions.login(db, username, password, ip=ip, user_agent=agent, attempt=attempt)
 
-    # An attempt with a recent history of failures is checked in the limiter's suspect
-    # lane: under a flood on attacked names, clean sign-ins keep their places and the CPU.
+    # An attempt with recent failures (under its name, or many from its address) cannot
+    # take the pool's last places (see the limiter): under a flood on attacked names,
+    # clean sign-ins still find room.
     result = await limiter.run(work, suspect=attempt.suspect)
     return _token_response(result.token, result.expires_at, result.user)
 
