@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from data.db.session import make_engine, make_sessionmaker
 from studio_auth.settings import Settings, get_settings
 from web.errors import install_error_handlers
-from web.limiter import BoundedPool, PasswordLimiter
+from web.limiter import BoundedPool, KnownAddresses, PasswordLimiter
 from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from web.routers import audit, auth, health, users
 
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.loop_reader = loop_reader
     app.state.limiter = limiter
     app.state.throttle_pool = throttle_pool
+    app.state.known_addresses = KnownAddresses()
 
     install_error_handlers(app)
     # Added last runs first: the headers wrap every response, including a 413.

@@ -19,7 +19,7 @@ from services import permissions, sessions
 from services.errors import Unavailable
 from studio_auth.settings import Settings
 from web.errors import NotAuthenticated, PasswordChangeRequired
-from web.limiter import BoundedPool, PasswordLimiter
+from web.limiter import BoundedPool, KnownAddresses, PasswordLimiter
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 SessionInfo = dict[str, Any]
@@ -111,17 +111,20 @@ class SignInContext:
 
     limiter: PasswordLimiter
     throttle_pool: BoundedPool
+    known_addresses: KnownAddresses
     sessions: sessionmaker[Session]
     ip: str | None
     user_agent: str | None
 
 
 async def sign_in_context(request: Request) -> SignInContext:
-    pool = request.app.state.throttle_pool
-    assert isinstance(pool, BoundedPool)
+    state = request.app.state
+    assert isinstance(state.throttle_pool, BoundedPool)
+    assert isinstance(state.known_addresses, KnownAddresses)
     return SignInContext(
         limiter=_limiter(request),
-        throttle_pool=pool,
+        throttle_pool=state.throttle_pool,
+        known_addresses=state.known_addresses,
         sessions=_sessionmaker(request),
         ip=_client_address(request),
         user_agent=request.headers.get("user-agent"),

@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,13 @@ from tests.web.conftest import Account, assert_problem
 from web.app import GIL_SWITCH_SECONDS, create_app, create_served_app
 from web.deps import forwarded_client
 from web.errors import Overloaded
-from web.limiter import POOL_THREAD_NICENESS, BoundedPool, PasswordLimiter
+from web.limiter import (
+    POOL_THREAD_NICENESS,
+    BoundedPool,
+    KnownAddresses,
+    PasswordLimiter,
+    Standing,
+)
 
 
 def test_healthz_and_readyz(client: TestClient) -> None:
@@ -201,17 +207,31 @@ def test_limiter_refuses_at_once_beyond_workers_plus_queue() -> None:
     assert limiter.admitted == 0
 
 
-def test_limiter_keeps_its_last_places_for_clean_sign_ins() -> None:
+def _wait_for(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("timed out")
+
+
+def test_limiter_keeps_its_last_places_by_standing() -> None:
     limiter = PasswordLimiter(workers=2, queue=4)
-    assert limiter.spare == 2
+    assert (limiter.spare, limiter.reserved) == (2, 1)
     release = threading.Event()
     try:
-        jobs = [limiter.submit(release.wait, suspect=True) for _ in range(4)]
+        jobs = [limiter.submit_as(release.wait, Standing.SUSPECT) for _ in range(4)]
         with pytest.raises(Overloaded):
-            limiter.submit(release.wait, suspect=True)
-        jobs += [limiter.submit(release.wait) for _ in range(2)]
+            limiter.submit_as(release.wait, Standing.SUSPECT)
+        jobs.append(limiter.submit_as(release.wait, Standing.NEW))
         with pytest.raises(Overloaded):
-            limiter.submit(release.wait)
+            limiter.check_standing(Standing.NEW)
+        with pytest.raises(Overloaded):
+            limiter.submit_as(release.wait, Standing.NEW)
+        limiter.check_standing(Standing.KNOWN)
+        jobs.append(limiter.submit(release.wait))  # a signed-in user's work is known
+        with pytest.raises(Overloaded):
+            limiter.submit_as(release.wait, Standing.KNOWN)
         assert limiter.admitted == 6
         release.set()
         assert all(job.result(timeout=10) for job in jobs)
@@ -220,13 +240,89 @@ def test_limiter_keeps_its_last_places_for_clean_sign_ins() -> None:
         limiter.shutdown()
 
 
-@pytest.mark.parametrize(("workers", "queue", "spare"), [(1, 0, 0), (2, 1, 1), (1, 4, 1)])
-def test_limiter_spare_places_never_shut_suspects_out(workers, queue, spare) -> None:
+@pytest.mark.parametrize(
+    ("workers", "queue", "spare", "reserved"),
+    [(1, 0, 0, 0), (2, 1, 1, 1), (1, 4, 1, 1), (2, 4, 2, 1), (8, 4, 4, 2)],
+)
+def test_limiter_kept_places_never_shut_anyone_out(workers, queue, spare, reserved) -> None:
     limiter = PasswordLimiter(workers=workers, queue=queue)
-    assert limiter.spare == spare
+    assert (limiter.spare, limiter.reserved) == (spare, reserved)
     assert limiter.capacity - limiter.spare >= workers
-    assert asyncio.run(limiter.run(lambda: 7, suspect=True)) == 7
+    for standing in Standing:
+        assert asyncio.run(limiter.run_as(lambda: 7, standing)) == 7
     limiter.shutdown()
+
+
+def test_waiting_work_starts_by_standing_then_in_order_of_arrival() -> None:
+    limiter = PasswordLimiter(workers=1, queue=5)
+    release = threading.Event()
+    started: list[str] = []
+    try:
+        busy = limiter.submit(release.wait)
+        jobs = [
+            limiter.submit_as(lambda name=name: started.append(name), standing)
+            for name, standing in [
+                ("suspect", Standing.SUSPECT),
+                ("new 1", Standing.NEW),
+                ("known", Standing.KNOWN),
+                ("new 2", Standing.NEW),
+            ]
+        ]
+        release.set()
+        busy.result(timeout=10)
+        for job in jobs:
+            job.result(timeout=10)
+    finally:
+        release.set()
+        limiter.shutdown()
+    assert started == ["known", "new 1", "new 2", "suspect"]
+
+
+def test_a_failing_job_raises_to_its_caller_and_frees_its_place_first() -> None:
+    pool = BoundedPool(1, 0, name="throttle")
+
+    def fail() -> None:
+        raise ValueError("from the worker")
+
+    try:
+        with pytest.raises(ValueError, match="from the worker"):
+            pool.submit(fail).result(timeout=10)
+        assert pool.admitted == 0
+        assert pool.submit(lambda: 3).result(timeout=10) == 3
+    finally:
+        pool.shutdown()
+
+
+def test_shutdown_cancels_waiting_work_and_the_pool_starts_again() -> None:
+    pool = BoundedPool(1, 2, name="throttle")
+    release = threading.Event()
+    running = pool.submit(release.wait)
+    _wait_for(running.running)
+    waiting = [pool.submit(lambda: 1) for _ in range(2)]
+    stopper = threading.Thread(target=pool.shutdown)
+    stopper.start()
+    for job in waiting:
+        with pytest.raises(CancelledError):
+            job.result(timeout=10)
+    release.set()
+    stopper.join(timeout=10)
+    assert not stopper.is_alive()
+    assert running.result(timeout=10) is True
+    assert pool.admitted == 0
+    try:
+        assert pool.submit(lambda: 2).result(timeout=10) == 2  # new threads, same pool
+    finally:
+        pool.shutdown()
+
+
+def test_known_addresses_keep_the_most_recent_within_their_limit() -> None:
+    known = KnownAddresses(limit=2)
+    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.1", "192.0.2.3"):
+        known.add(address)
+    known.add(None)
+    assert "192.0.2.1" in known and "192.0.2.3" in known
+    assert "192.0.2.2" not in known  # the least recently successful went first
+    assert None not in known
 
 
 def test_a_name_with_recent_failures_gets_no_last_place_in_the_pool(
@@ -235,20 +331,22 @@ def test_a_name_with_recent_failures_gets_no_last_place_in_the_pool(
     make_user("ana")
     make_user("bea")
     app = create_app(Settings(password_workers=1, password_queue=1), engine=engine)
+    limiter = app.state.limiter
     release = threading.Event()
+    right = {"username": "bea", "password": DEFAULT_PASSWORD}
     with TestClient(app) as client:
+        assert client.post("/auth/login", json=right).status_code == 200  # a known address
         wrong = client.post("/auth/login", json={"username": "ana", "password": "not it"})
         assert wrong.status_code == 401
-        busy = app.state.limiter.submit(release.wait)  # one of two places taken
+        busy = limiter.submit(release.wait)  # one of two places taken
         try:
             response = client.post(
                 "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
             )
             assert_problem(response, 503, "overloaded")
-            # A clean name still gets the last place (it waits for the worker).
-            clean = ThreadPoolExecutor(1).submit(
-                client.post, "/auth/login", json={"username": "bea", "password": DEFAULT_PASSWORD}
-            )
+            # A clean name from a known address still gets the last place (it waits).
+            clean = ThreadPoolExecutor(1).submit(client.post, "/auth/login", json=right)
+            _wait_for(lambda: limiter.admitted == 2)
         finally:
             release.set()
             busy.result(timeout=10)
@@ -262,8 +360,10 @@ def test_an_address_with_many_failures_gets_no_last_place_in_the_pool(
 ) -> None:
     settings_env(throttle_free_failures=3)
     make_user("bea")
+    make_user("cat")
     settings = Settings(password_workers=1, password_queue=1, trusted_proxies="127.0.0.1/32")
     app = create_app(settings, engine=engine)
+    limiter = app.state.limiter
     release = threading.Event()
 
     def sign_in(name: str, password: str, address: str) -> Any:
@@ -272,18 +372,58 @@ def test_an_address_with_many_failures_gets_no_last_place_in_the_pool(
         return client.post("/auth/login", json=body, headers=headers)
 
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        # Both addresses are known: someone signed in from each.
+        assert sign_in("bea", DEFAULT_PASSWORD, "198.51.100.7").status_code == 200
+        assert sign_in("cat", DEFAULT_PASSWORD, "192.0.2.1").status_code == 200
         for name in ("cy", "di", "ed"):  # one failure each, all from one address
             assert sign_in(name, "not it", "198.51.100.7").status_code == 401
-        busy = app.state.limiter.submit(release.wait)  # one of two places taken
+        busy = limiter.submit(release.wait)  # one of two places taken
         try:
             # bea has no failures, but her attempt comes from that address.
             assert_problem(sign_in("bea", DEFAULT_PASSWORD, "198.51.100.7"), 503, "overloaded")
-            clean = ThreadPoolExecutor(1).submit(sign_in, "bea", DEFAULT_PASSWORD, "192.0.2.1")
+            clean = ThreadPoolExecutor(1).submit(sign_in, "cat", DEFAULT_PASSWORD, "192.0.2.1")
+            _wait_for(lambda: limiter.admitted == 2)
         finally:
             release.set()
             busy.result(timeout=10)
         assert clean.result(timeout=30).status_code == 200
         assert sign_in("bea", DEFAULT_PASSWORD, "198.51.100.7").status_code == 200
+
+
+def test_a_known_address_gets_the_last_place_and_a_new_one_does_not(
+    engine: Engine, make_user: Callable[..., User]
+) -> None:
+    # A spray of guesses from fresh addresses can fill every place a new sign-in may
+    # take; staff signing in from their usual address still get one, and go first.
+    make_user("bea")
+    settings = Settings(password_workers=1, password_queue=2, trusted_proxies="127.0.0.1/32")
+    app = create_app(settings, engine=engine)
+    limiter = app.state.limiter
+    assert limiter.reserved == 1
+    release = threading.Event()
+    started: list[str] = []
+
+    def sign_in(address: str) -> int:
+        headers = {"X-Forwarded-For": address}
+        body = {"username": "bea", "password": DEFAULT_PASSWORD}
+        return client.post("/auth/login", json=body, headers=headers).status_code
+
+    with TestClient(app, client=("127.0.0.1", 50000)) as client:
+        assert sign_in("192.0.2.1") == 200
+        busy = limiter.submit(release.wait)
+        queued = limiter.submit_as(lambda: started.append("new"), Standing.NEW)
+        try:
+            assert sign_in("198.51.100.9") == 503  # new: only the reserved place is left
+            known = ThreadPoolExecutor(1).submit(sign_in, "192.0.2.1")
+            _wait_for(lambda: limiter.admitted == 3)
+        finally:
+            release.set()
+            busy.result(timeout=10)
+        assert known.result(timeout=30) == 200
+        queued.result(timeout=10)
+        assert started == ["new"]
+        assert sign_in("198.51.100.9") == 200  # with room, a new address signs in
+        assert "198.51.100.9" in app.state.known_addresses
 
 
 def test_limiter_uses_several_threads_at_once() -> None:

@@ -14,6 +14,7 @@ from services.errors import NotFound
 from services.throttle import Attempt
 from web.deps import AnySession, CurrentSession, Db, Limiter, Sessions, SignIn
 from web.errors import problem_responses
+from web.limiter import Standing
 from web.schemas import (
     DB_ID_MAX,
     ElevateRequest,
@@ -55,17 +56,18 @@ async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
     # the throttle decides on its own small pool, off the password pool: a flood of
     # throttled attempts costs no bcrypt and takes no place that a legitimate sign-in
     # could have had.
-    limiter.check_capacity()
+    standing = Standing.KNOWN if ip in ctx.known_addresses else Standing.NEW
+    limiter.check_standing(standing)
     attempt = await ctx.throttle_pool.run(admit)
 
     def work() -> sessions.LoginResult:
         with factory() as db:
             return sessions.login(db, username, password, ip=ip, user_agent=agent, attempt=attempt)
 
-    # An attempt with recent failures (under its name, or many from its address) cannot
-    # take the pool's last places (see the limiter): under a flood on attacked names,
-    # clean sign-ins still find room.
-    result = await limiter.run(work, suspect=attempt.suspect)
+    # Recent failures (under the name, or many from the address) outweigh a known
+    # address: under a flood, clean sign-ins keep the pool's last places and go first.
+    result = await limiter.run_as(work, Standing.SUSPECT if attempt.suspect else standing)
+    ctx.known_addresses.add(ip)
     return _token_response(result.token, result.expires_at, result.user)
 
 
