@@ -20,8 +20,10 @@ by the throttle (wrong passwords, from 200 forwarded client addresses), every 10
 valid sign-in; the /auth/me p99 and a legitimate user's login p50 (paced probes) are
 measured idle, during the flood, with the flood's password checks alone (the floor: as
 many valid sign-ins per second as the audit trail shows reached bcrypt during the flood)
-and during the attack alone (the flood without its valid sign-ins), each with the cores
-the server's event loop and pools and the rest of the machine used. A burst of 16
+during the attack alone (the flood without its valid sign-ins) and during a spray (a
+wrong password for a different unknown name on every request, so that each is a bcrypt
+check), each with the cores the server's event loop and pools and the rest of the
+machine used. A burst of 16
 concurrent valid logins shows the bounded password pool answering 503 + Retry-After.
 
 (Named http_load.py, not http.py: a bench/http.py would shadow the standard library's
@@ -68,6 +70,7 @@ PASSWORD = "a long and quite ordinary passphrase"
 COST = 12
 USERS = [f"user{i}" for i in range(8)]
 ATTACKED = [f"victim{i}" for i in range(5)]
+SPRAY_NAMES = 500
 
 
 def ensure_wrk() -> str:
@@ -457,7 +460,8 @@ def paced_sign_ins(
 
 # --- where the CPU goes ---------------------------------------------------------------
 
-STATES = ("idle", "flood", "floor", "attack")  # the overload probes' states, in order
+STATES = ("idle", "flood", "floor", "attack", "spray")  # the overload probes' states, in order
+LOADED = STATES[1:]  # the states measured against idle
 CPU_ROLES = ("event loop", "throttle", "password", "other threads", "rest of machine")
 
 
@@ -522,7 +526,8 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
     in four states: idle; during the flood; with only the flood's password checks (the
     valid sign-ins and lock expiries it made, counted from the audit trail, replayed as
     paced valid sign-ins: the work any service must do, and so the physical floor); and
-    during the attack alone (the flood without its valid sign-ins). In each state the
+    during the attack alone (the flood without its valid sign-ins); then during a spray of
+    guesses that each reach bcrypt, from addresses of their own. In each state the
     cores used are read from /proc, by role: the event loop, the throttle and password
     pools, and the rest of the machine (load generators, probes).
     """
@@ -583,6 +588,29 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
         ) as attack_box:
             time.sleep(0.5)
             probe("attack")
+        # A spray: a wrong password for a different, unknown name on each request, from
+        # addresses of their own, so that every request is one bcrypt check (for an
+        # unknown name, a check against the dummy hash) and most are refused for want of
+        # a place. Clean sign-ins must still get theirs.
+        spray = ",".join(f"spray{i}:a common password" for i in range(SPRAY_NAMES))
+        spray_env = target.login_env(
+            USERS[2:],
+            WRK_VALID_EVERY="1000000000",
+            WRK_BAD_USERS=spray,
+            WRK_XFF="bad",
+            WRK_XFF_BAD="192.0.2.",
+            WRK_DELAY_MS=attack["WRK_DELAY_MS"],
+        )
+        with background_wrk(
+            target.url,
+            "login.lua",
+            connections=32,
+            threads=1,
+            duration=duration + 1,
+            env=spray_env,
+        ) as spray_box:
+            time.sleep(0.5)
+            probe("spray")
         burst_result = None
         if burst:
             burst_result = wrk(
@@ -600,11 +628,13 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
         "flood_checks_per_s": check_rate,
         "floor_statuses": dict(floor_statuses),
         "attack_rps": attack_box["result"].rate(),
+        "spray_rps": spray_box["result"].rate(),
+        "spray_statuses": spray_box["result"].statuses,
         "me_p99_idle_ms": idle_me.p99_ms,
         "login_p50_idle_ms": idle_login.p50_ms,
         "cpu": cpu,
     }
-    for state in ("flood", "floor", "attack"):
+    for state in LOADED:
         me, login = states[state]
         out[state] = {
             "me_p99_ms": me.p99_ms,
@@ -653,25 +683,26 @@ def overload(workdir: Path, duration: float, rounds: int = 3) -> dict[str, Any]:
         print(
             f"  round {i + 1}: flood {result['flood_rps']:.0f} req/s "
             f"({result['flood_checks_per_s']:.2f} password checks/s) {result['flood_statuses']}"
+            f"; spray {result['spray_rps']:.0f} req/s {result['spray_statuses']}"
         )
         print(
             f"    /auth/me p99: idle {result['me_p99_idle_ms']:.1f} ms; "
             + "; ".join(
                 f"{state} {result[state]['me_p99_ms']:.1f} ms = {result[state]['me_ratio']:.2f}x"
-                for state in ("flood", "floor", "attack")
+                for state in LOADED
             )
         )
         print(
             f"    legitimate login p50: idle {result['login_p50_idle_ms']:.0f} ms; "
             + "; ".join(
                 f"{state} {result[state]['login_p50_ms']:.0f} ms {result[state]['legit_statuses']}"
-                for state in ("flood", "floor", "attack")
+                for state in LOADED
             )
         )
         for state in STATES:
             print(f"    cores used, {state:6s}: {format_cpu(result['cpu'][state])}")
     summary: dict[str, Any] = {"rounds": per_round}
-    for state in ("flood", "floor", "attack"):
+    for state in LOADED:
         summary[state] = {
             "me_ratio": _spread([r[state]["me_ratio"] for r in per_round]),
             "login_ratio": _spread([r[state]["login_ratio"] for r in per_round]),
@@ -699,6 +730,7 @@ def overload(workdir: Path, duration: float, rounds: int = 3) -> dict[str, Any]:
         ("flood", "the flood"),
         ("floor", "its password checks alone (floor)"),
         ("attack", "the attack alone"),
+        ("spray", "a spray of guesses"),
     ):
         print(
             f"    {label:34s} /auth/me p99 {format_spread(summary[state]['me_ratio'])} (goal <= 2);"

@@ -152,6 +152,17 @@ def table(fig: dict[str, Any]) -> str:
                 f"{spread('floor', 'login_ratio')} with the flood's password checks alone",
             ]
         )
+        sprayed = sum(r["spray_rps"] for r in over["rounds"]) / rounds
+        rows.append(
+            [
+                f"Overload: legitimate login p50 under a {sprayed:.0f} req/s spray of guesses"
+                f" (each one bcrypt check) ÷ idle, median ({rounds} rounds)",
+                spread("spray", "login_ratio"),
+                "–",
+                "–",
+                "–",
+            ]
+        )
     rows.append(
         [
             "5. lookup and resolve at 1 M rows ÷ at 1 000 (PostgreSQL), worst",

@@ -5,6 +5,7 @@
 --   WRK_FORMAT     "json" (default) or "form" (OAuth2 password form, FastAPI-Users)
 --   WRK_XFF        "bad" to send X-Forwarded-For 198.51.100.<n> on the wrong ones and
 --                  203.0.113.<n> on the valid ones (the server must trust 127.0.0.1)
+--   WRK_XFF_BAD    with WRK_XFF: another prefix for the wrong ones' addresses, e.g. "192.0.2."
 dofile(os.getenv("WRK_DIR") .. "/common.lua")
 
 local function split(list)
@@ -22,6 +23,7 @@ local good = split(os.getenv("WRK_USERS"))
 local bad = split(os.getenv("WRK_BAD_USERS"))
 local every = tonumber(os.getenv("WRK_VALID_EVERY") or "10")
 local xff = os.getenv("WRK_XFF") == "bad"
+local bad_prefix = os.getenv("WRK_XFF_BAD") or "198.51.100."
 local n = 0
 
 local function body(account)
@@ -39,7 +41,7 @@ function request()
   local headers = {}
   headers["Content-Type"] = form and "application/x-www-form-urlencoded" or "application/json"
   if xff then
-    headers["X-Forwarded-For"] = (valid and "203.0.113." or "198.51.100.") .. ((n % 200) + 1)
+    headers["X-Forwarded-For"] = (valid and "203.0.113." or bad_prefix) .. ((n % 200) + 1)
   end
   return wrk.format("POST", path, headers, body(account))
 end
