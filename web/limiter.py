@@ -129,13 +129,16 @@ class BoundedPool:
         future: Future[T] = Future()
         with self._lock:
             self._refuse_if_full(keep=keep)
-            self._admitted += 1
-            heapq.heappush(self._waiting, (rank, next(self._arrivals), work, future))
             # Threads start on first use and after a shutdown (an app can be started
-            # again, as test clients do).
+            # again, as test clients do), before anything is admitted.
             if not self._threads:
                 self._start_threads()
+            self._admitted += 1
+            heapq.heappush(self._waiting, (rank, next(self._arrivals), work, future))
             self._lock.notify()
+        # A job cancelled while it waits (its client went away) gives its place back at
+        # once; a running one keeps it until its work ends.
+        future.add_done_callback(self._release_if_cancelled)
         return future
 
     async def run(self, work: Callable[[], T], *, rank: int = 0, keep: int = 0) -> T:
@@ -169,8 +172,7 @@ class BoundedPool:
                     return
                 _rank, _arrival, work, future = heapq.heappop(self._waiting)
             if not future.set_running_or_notify_cancel():
-                self._release()
-                continue
+                continue  # cancelled while waiting: its place is already given back
             try:
                 result = work()
             except BaseException as exc:  # noqa: BLE001 (handed to the caller, as an executor does)
@@ -186,16 +188,19 @@ class BoundedPool:
         with self._lock:
             self._admitted -= 1
 
+    def _release_if_cancelled(self, future: Future[Any]) -> None:
+        if future.cancelled():
+            self._release()
+
     def shutdown(self) -> None:
         """Stop the threads after the running work; waiting work is cancelled."""
         with self._lock:
             threads, self._threads = self._threads, []
             waiting, self._waiting = self._waiting, []
             self._generation += 1
-            self._admitted -= len(waiting)
             self._lock.notify_all()
         for _rank, _arrival, _work, future in waiting:
-            future.cancel()
+            future.cancel()  # gives its place back
         for thread in threads:
             thread.join()
 

@@ -293,6 +293,26 @@ def test_a_failing_job_raises_to_its_caller_and_frees_its_place_first() -> None:
         pool.shutdown()
 
 
+def test_a_job_cancelled_while_waiting_gives_its_place_back_at_once() -> None:
+    pool = BoundedPool(1, 1, name="throttle")
+    release = threading.Event()
+    try:
+        running = pool.submit(release.wait)
+        waiting = pool.submit(lambda: "never")
+        with pytest.raises(Overloaded):
+            pool.submit(lambda: "no room")
+        assert waiting.cancel()  # its client went away
+        assert pool.admitted == 1
+        replacement = pool.submit(lambda: "room")
+        release.set()
+        assert running.result(timeout=10) is True
+        assert replacement.result(timeout=10) == "room"
+        assert pool.admitted == 0
+    finally:
+        release.set()
+        pool.shutdown()
+
+
 def test_shutdown_cancels_waiting_work_and_the_pool_starts_again() -> None:
     pool = BoundedPool(1, 2, name="throttle")
     release = threading.Event()
