@@ -51,8 +51,9 @@ async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
         with factory() as db:
             return begin_attempt(db, username, ip=ip, user_agent=agent)
 
-    # A full pool refuses before anything is counted, so a 503 never costs the user an
-    # attempt (a race with another request can still end in 503 after counting). Then
+    # A pool too full for this address's standing (see the limiter) refuses before
+    # anything is counted, so a 503 never costs the user an attempt (a race with another
+    # request, or a count that makes the attempt suspect, can still end in 503). Then
     # the throttle decides on its own small pool, off the password pool: a flood of
     # throttled attempts costs no bcrypt and takes no place that a legitimate sign-in
     # could have had.
