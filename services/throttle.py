@@ -152,6 +152,7 @@ class _Statements:
     count_user: ReturningInsert[Any]
     lock: ReturningUpdate[Any]
     release_ip: Update
+    release_user: Update
 
 
 _AT = bindparam("at", type_=UTCDateTime())
@@ -228,9 +229,17 @@ def _statements(dialect: str) -> _Statements:
         )
         .values(failures=c.failures - literal(1))
     )
+    # Give back a name's count for an attempt that never checked a password. Its lock,
+    # if it took one in advance, stays: erring toward more waiting, never fewer counts.
+    release_user = (
+        update(ThrottleCounter)
+        .where(c.key == bindparam("k"), c.failures > 0)
+        .values(failures=c.failures - literal(1))
+    )
     if flags:
         release_ip = release_ip.returning(*flags)
-    return _Statements(count_ip, count_user, lock, release_ip)
+        release_user = release_user.returning(*flags)
+    return _Statements(count_ip, count_user, lock, release_ip, release_user)
 
 
 def _reserve(conn: Connection, username: object, ip: str | None, user_agent: str | None) -> Attempt:
@@ -315,12 +324,30 @@ def release_address(db: Session, attempt: Attempt) -> None:
     The username's failures need no write here: the sign-in's stamp moves the account's
     ``sign_in_count``, and the name's next count starts afresh when it sees that.
     """
-    if attempt.ip_key is None or attempt.ip_window_start is None:
+    _give_back(db, attempt, name=False)
+
+
+def not_checked(db: Session, attempt: Attempt) -> None:
+    """Give back what counting ``attempt`` took, committed at once, when no password was
+    checked after all (the HTTP service had no place for it): the address's slot and
+    the name's count, so that a client refused for want of capacity is not locked out
+    by its own retries. A lock the attempt took in advance stays.
+    """
+    _give_back(db, attempt, name=True)
+
+
+def _give_back(db: Session, attempt: Attempt, *, name: bool) -> None:
+    address = attempt.ip_key is not None and attempt.ip_window_start is not None
+    if not (address or name):
         return
-    params = {"k": attempt.ip_key, "started": attempt.ip_window_start}
 
     def give_back(conn: Connection) -> None:
-        conn.execute(_statements(conn.dialect.name).release_ip, params)
+        sql = _statements(conn.dialect.name)
+        if address:
+            params = {"k": attempt.ip_key, "started": attempt.ip_window_start}
+            conn.execute(sql.release_ip, params)
+        if name:
+            conn.execute(sql.release_user, {"k": attempt.user_key})
 
     try:
         run_durably(db, give_back)

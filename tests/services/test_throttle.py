@@ -344,6 +344,38 @@ def test_an_attempt_from_an_address_with_many_failures_is_suspect(
     assert not _is_suspect(engine, "alice", ip="203.0.113.9")
 
 
+def test_an_attempt_not_checked_gives_back_its_counts(
+    db, make_user, clock, engine, settings_env
+) -> None:
+    settings_env(throttle_ip_max_failures=3)
+    make_user("alice")
+    fail_times(db, "alice", 2, ip="198.51.100.7")
+    for _ in range(10):  # e.g. refused ten times for want of a place, after counting
+        with fresh(engine) as s:
+            attempt = throttle.reserve(s, "alice", ip="198.51.100.7")
+            assert attempt.allowed
+            throttle.not_checked(s, attempt)
+    assert failures(engine, "alice") == 2  # as before those attempts
+    assert outcome(db, "alice", WRONG, ip="198.51.100.7") == "invalid"  # the third
+    assert isinstance(outcome(db, "bob", WRONG, ip="198.51.100.7"), float)  # address full
+
+
+def test_giving_back_never_goes_below_zero_nor_lifts_a_lock(db, make_user, clock, engine) -> None:
+    make_user("alice")
+    with fresh(engine) as s:
+        attempt = throttle.reserve(s, "alice")
+    with fresh(engine) as s:
+        throttle.not_checked(s, attempt)
+        throttle.not_checked(s, attempt)
+    assert failures(engine, "alice") == 0
+    fail_times(db, "alice", 4)
+    with fresh(engine) as s:
+        fifth = throttle.reserve(s, "alice")  # reaches the allowance: locks in advance
+        throttle.not_checked(s, fifth)
+    assert failures(engine, "alice") == 4
+    assert isinstance(outcome(db, "alice", PASSWORD), float)  # the lock stays
+
+
 def test_ipv6_addresses_count_per_64_block(db, clock, settings_env) -> None:
     settings_env(throttle_ip_max_failures=2)
     fail_times(db, "a", 1, ip="2001:db8:1:2::1")

@@ -410,6 +410,32 @@ def test_an_address_with_many_failures_gets_no_last_place_in_the_pool(
         assert sign_in("bea", DEFAULT_PASSWORD, "198.51.100.7").status_code == 200
 
 
+def test_refusals_for_want_of_a_place_never_lock_the_name_out(
+    engine: Engine, make_user: Callable[..., User], db: Any
+) -> None:
+    from services import throttle
+
+    make_user("ana")
+    make_user("bea")
+    app = create_app(Settings(password_workers=1, password_queue=1), engine=engine)
+    release = threading.Event()
+    ana = {"username": "ana", "password": DEFAULT_PASSWORD}
+    with TestClient(app) as client:
+        assert client.post("/auth/login", json={**ana, "username": "bea"}).status_code == 200
+        assert client.post("/auth/login", json={**ana, "password": "not it"}).status_code == 401
+        busy = app.state.limiter.submit(release.wait)
+        try:
+            # Counted from a known address, then suspect (the name's failure): no place.
+            for _ in range(10):
+                assert_problem(client.post("/auth/login", json=ana), 503, "overloaded")
+        finally:
+            release.set()
+            busy.result(timeout=10)
+        counter = throttle.status(db, "ana")
+        assert counter is not None and counter.failures == 1
+        assert client.post("/auth/login", json=ana).status_code == 200
+
+
 def test_a_known_address_gets_the_last_place_and_a_new_one_does_not(
     engine: Engine, make_user: Callable[..., User]
 ) -> None:

@@ -3,17 +3,18 @@ effective permissions and supervised elevation."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
 from data.models import User
-from services import permissions, sessions, users
+from services import permissions, sessions, throttle, users
 from services.auth import begin_attempt, user_info
-from services.errors import NotFound
+from services.errors import NotFound, Unavailable
 from services.throttle import Attempt
 from web.deps import AnySession, CurrentSession, Db, Limiter, Sessions, SignIn
-from web.errors import problem_responses
+from web.errors import Overloaded, problem_responses
 from web.limiter import Standing
 from web.schemas import (
     DB_ID_MAX,
@@ -65,9 +66,21 @@ async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
         with factory() as db:
             return sessions.login(db, username, password, ip=ip, user_agent=agent, attempt=attempt)
 
+    def give_back() -> None:
+        with factory() as db:
+            throttle.not_checked(db, attempt)
+
     # Recent failures (under the name, or many from the address) outweigh a known
     # address: under a flood, clean sign-ins keep the pool's last places and go first.
-    result = await limiter.run_as(work, Standing.SUSPECT if attempt.suspect else standing)
+    try:
+        result = await limiter.run_as(work, Standing.SUSPECT if attempt.suspect else standing)
+    except Overloaded:
+        # Counted, but no password was checked: give back what the count took, so that
+        # retries refused for want of a place cannot lock the name out. If even that
+        # finds no place, the count stays (counting too much is the safe side).
+        with contextlib.suppress(Overloaded, Unavailable):
+            await ctx.throttle_pool.run(give_back)
+        raise
     ctx.known_addresses.add(ip)
     return _token_response(result.token, result.expires_at, result.user)
 
