@@ -577,17 +577,18 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
         with paced_sign_ins(target, USERS[2:], check_rate, duration + 1) as floor_statuses:
             time.sleep(0.5)
             probe("floor")
+
+        def under_load(state: str, env: dict[str, str]) -> WrkResult:
+            """Probe ``state`` while 32 connections send the sign-ins ``env`` describes."""
+            with background_wrk(
+                target.url, "login.lua", connections=32, threads=1, duration=duration + 1, env=env
+            ) as load:
+                time.sleep(0.5)
+                probe(state)
+            return load["result"]
+
         attack_env = target.login_env(USERS[2:], WRK_VALID_EVERY="1000000000", **attack)
-        with background_wrk(
-            target.url,
-            "login.lua",
-            connections=32,
-            threads=1,
-            duration=duration + 1,
-            env=attack_env,
-        ) as attack_box:
-            time.sleep(0.5)
-            probe("attack")
+        attack_result = under_load("attack", attack_env)
         # A spray: a wrong password for a different, unknown name on each request, from
         # addresses of their own, so that every request is one bcrypt check (for an
         # unknown name, a check against the dummy hash) and most are refused for want of
@@ -601,16 +602,7 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
             WRK_XFF_BAD="192.0.2.",
             WRK_DELAY_MS=attack["WRK_DELAY_MS"],
         )
-        with background_wrk(
-            target.url,
-            "login.lua",
-            connections=32,
-            threads=1,
-            duration=duration + 1,
-            env=spray_env,
-        ) as spray_box:
-            time.sleep(0.5)
-            probe("spray")
+        spray_result = under_load("spray", spray_env)
         burst_result = None
         if burst:
             burst_result = wrk(
@@ -627,9 +619,9 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
         "flood_statuses": flood.statuses,
         "flood_checks_per_s": check_rate,
         "floor_statuses": dict(floor_statuses),
-        "attack_rps": attack_box["result"].rate(),
-        "spray_rps": spray_box["result"].rate(),
-        "spray_statuses": spray_box["result"].statuses,
+        "attack_rps": attack_result.rate(),
+        "spray_rps": spray_result.rate(),
+        "spray_statuses": spray_result.statuses,
         "me_p99_idle_ms": idle_me.p99_ms,
         "login_p50_idle_ms": idle_login.p50_ms,
         "cpu": cpu,
