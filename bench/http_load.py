@@ -19,12 +19,12 @@ a paced flood of about 200 login requests/s, most of them for five names already
 by the throttle (wrong passwords, from 200 forwarded client addresses), every 100th a
 valid sign-in; the /auth/me p99 and a legitimate user's login p50 (paced probes) are
 measured idle, during the flood, with the flood's password checks alone (the floor: as
-many valid sign-ins per second as the audit trail shows reached bcrypt during the flood)
+many valid sign-ins per second as the audit trail shows reached bcrypt during the flood),
 during the attack alone (the flood without its valid sign-ins) and during a spray (a
 wrong password for a different unknown name on every request, so that each is a bcrypt
 check), each with the cores the server's event loop and pools and the rest of the
-machine used. A burst of 16
-concurrent valid logins shows the bounded password pool answering 503 + Retry-After.
+machine used. A burst of 16 concurrent valid logins shows the bounded password pool
+answering 503 + Retry-After.
 
 (Named http_load.py, not http.py: a bench/http.py would shadow the standard library's
 ``http`` package for every script in bench/, whose directory is first on sys.path.)
@@ -523,10 +523,10 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
     127.0.0.1, so the flood's addresses and the legitimate user's are told apart.
 
     The probes (/auth/me paced at 100/s, one legitimate user signing in every 0.5 s) run
-    in four states: idle; during the flood; with only the flood's password checks (the
+    in five states: idle; during the flood; with only the flood's password checks (the
     valid sign-ins and lock expiries it made, counted from the audit trail, replayed as
-    paced valid sign-ins: the work any service must do, and so the physical floor); and
-    during the attack alone (the flood without its valid sign-ins); then during a spray of
+    paced valid sign-ins: the work any service must do, and so the physical floor);
+    during the attack alone (the flood without its valid sign-ins); and during a spray of
     guesses that each reach bcrypt, from addresses of their own. In each state the
     cores used are read from /proc, by role: the event loop, the throttle and password
     pools, and the rest of the machine (load generators, probes).

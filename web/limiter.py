@@ -238,7 +238,7 @@ class PasswordLimiter(BoundedPool):
 
     async def run_as(self, work: Callable[[], T], standing: Standing) -> T:
         """``run`` for a requester of ``standing``."""
-        return await asyncio.wrap_future(self.submit_as(work, standing))
+        return await self.run(work, rank=standing, keep=self.keep_for(standing))
 
 
 class KnownAddresses:
