@@ -73,18 +73,24 @@ ATTACKED = [f"victim{i}" for i in range(5)]
 SPRAY_NAMES = 500
 
 
+# Load threads call ensure_wrk too (overload() runs wrk in the background): one lock, so
+# that a missing wrk is installed once even when main() did not install it first.
+_WRK_INSTALL = threading.Lock()
+
+
 def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("wrk not found: installing Debian's package (apt-get install -y wrk)")
-        subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=600)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, timeout=600)
+    with _WRK_INSTALL:
         found = shutil.which("wrk")
-    if not found:
-        sys.exit("bench/http_load.py needs wrk: run `apt-get install -y wrk` as root")
-    return found
+        if found:
+            return found
+        if os.geteuid() == 0 and shutil.which("apt-get"):
+            print("wrk not found: installing Debian's package (apt-get install -y wrk)")
+            subprocess.run(["apt-get", "update", "-qq"], check=True, timeout=600)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, timeout=600)
+            found = shutil.which("wrk")
+        if not found:
+            sys.exit("bench/http_load.py needs wrk: run `apt-get install -y wrk` as root")
+        return found
 
 
 # --- load -----------------------------------------------------------------------------
