@@ -212,7 +212,18 @@ def main() -> int:
     run("throttle", ["bench/throttle.py", *rounds], args.out, throttle_env)
     http_json = args.out / "http.json"
     quick_http = (
-        ["--duration", "3", "--limit-seconds", "1", "--overload-rounds", "1"] if args.quick else []
+        [
+            "--duration",
+            "3",
+            "--login-duration",
+            "3",
+            "--limit-seconds",
+            "1",
+            "--overload-rounds",
+            "1",
+        ]
+        if args.quick
+        else []
     )
     run("http", ["bench/http_load.py", *quick_http, "--json", str(http_json)], args.out, env)
     if http_json.exists():
