@@ -41,7 +41,7 @@ def test_log_level_setting_refuses_unknown_levels() -> None:
 
 
 def test_serve_logs_studio_auth_lines_at_the_configured_level() -> None:
-    from cli.serve import log_config
+    from studio_auth.cli.serve import log_config
 
     config = log_config("WARNING")
     assert config["loggers"]["studio_auth"] == {

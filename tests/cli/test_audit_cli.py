@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from cli import main
-from cli.common import EXIT_BAD_INPUT
 from services.audit import list_events, record
 from services.auth import authenticate
+from studio_auth.cli import main
+from studio_auth.cli.common import EXIT_BAD_INPUT
 from tests.conftest import DEFAULT_PASSWORD as PASSWORD
 
 

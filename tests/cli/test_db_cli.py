@@ -10,9 +10,9 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import inspect
 
-from cli import main
 from data.migrations import is_current
 from services.auth import authenticate
+from studio_auth.cli import main
 
 
 def test_upgrade_is_idempotent(engine) -> None:

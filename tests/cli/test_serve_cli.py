@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from cli import main
+from studio_auth.cli import main
 
 
 def test_serve_runs_the_served_app_factory(engine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -18,6 +18,6 @@ def test_serve_runs_the_served_app_factory(engine, monkeypatch: pytest.MonkeyPat
     result = CliRunner().invoke(main, ["serve", "--port", "0"])
     assert result.exit_code == 0, result.output
     [(args, kwargs)] = calls
-    assert args == ("web.app:create_served_app",)
+    assert args == ("studio_auth.web.app:create_served_app",)
     assert kwargs["factory"] is True
     assert kwargs["host"] == "127.0.0.1"

@@ -9,10 +9,10 @@ from typing import Any
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from cli import main
-from cli.common import EXIT_NOT_FOUND
 from data.models import User
 from services.sessions import issue_session, resolve_session
+from studio_auth.cli import main
+from studio_auth.cli.common import EXIT_NOT_FOUND
 
 
 def _run(*args: str) -> Any:

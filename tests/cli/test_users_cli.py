@@ -9,12 +9,12 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from cli import main
-from cli.common import EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_NOT_FOUND
 from data.models import AuditEvent, Role, User
 from services.auth import authenticate
 from services.sessions import issue_session, resolve_session
 from services.throttle import status
+from studio_auth.cli import main
+from studio_auth.cli.common import EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_NOT_FOUND
 from tests.conftest import DEFAULT_PASSWORD
 
 NEW_PASSWORD = "velvet thunder over the harbour"

@@ -20,7 +20,7 @@ warnings.filterwarnings("ignore", message=".*httpx2.*")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from studio_auth.settings import Settings  # noqa: E402
-from web.app import create_app  # noqa: E402
+from studio_auth.web.app import create_app  # noqa: E402
 
 
 @pytest.fixture

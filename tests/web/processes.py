@@ -26,7 +26,7 @@ def free_port() -> int:
 
 def _command() -> list[str]:
     found = shutil.which("studio-auth", path=str(Path(sys.executable).parent))
-    return [found] if found else [sys.executable, "-c", "from cli import main; main()"]
+    return [found] if found else [sys.executable, "-c", "from studio_auth.cli import main; main()"]
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -19,9 +19,9 @@ from data.db.session import make_engine, make_sessionmaker
 from data.models import Role, User
 from services import passwords
 from studio_auth.settings import Settings
+from studio_auth.web.app import create_app
 from tests.conftest import DEFAULT_PASSWORD
 from tests.web.conftest import assert_problem, bearer
-from web.app import create_app
 
 
 class TcpProxy:

@@ -19,8 +19,8 @@ from sqlalchemy import Engine
 from data.db.session import make_sessionmaker
 from data.models import Role, User
 from studio_auth.settings import Settings
+from studio_auth.web.app import create_app
 from tests.web.conftest import sign_in
-from web.app import create_app
 
 warnings.filterwarnings("ignore", message=".*httpx2.*")
 from fastapi.testclient import TestClient  # noqa: E402

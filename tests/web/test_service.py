@@ -23,18 +23,18 @@ from sqlalchemy import Engine
 from data.db.session import make_engine
 from data.models import User
 from studio_auth.settings import Settings
-from tests.conftest import DEFAULT_PASSWORD
-from tests.web.conftest import Account, assert_problem
-from web.app import GIL_SWITCH_SECONDS, create_app, create_served_app
-from web.deps import forwarded_client
-from web.errors import Overloaded
-from web.limiter import (
+from studio_auth.web.app import GIL_SWITCH_SECONDS, create_app, create_served_app
+from studio_auth.web.deps import forwarded_client
+from studio_auth.web.errors import Overloaded
+from studio_auth.web.limiter import (
     POOL_THREAD_NICENESS,
     BoundedPool,
     KnownAddresses,
     PasswordLimiter,
     Standing,
 )
+from tests.conftest import DEFAULT_PASSWORD
+from tests.web.conftest import Account, assert_problem
 
 
 def test_healthz_and_readyz(client: TestClient) -> None:
@@ -580,7 +580,7 @@ def test_a_full_pool_refuses_at_once_before_the_attempt_is_counted(
 def test_attempts_are_counted_on_the_throttle_pool_not_the_shared_one(
     engine: Engine, make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import web.routers.auth as auth_routes
+    import studio_auth.web.routers.auth as auth_routes
 
     make_user("ana")
     threads: list[str] = []

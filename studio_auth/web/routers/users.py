@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Path, status
 from data.models import User
 from services import sessions, throttle, users
 from services.errors import InvalidRequest, NotFound
-from web.deps import Db, Limiter, SessionInfo, Sessions, require_permission
-from web.errors import problem_responses
-from web.schemas import (
+from studio_auth.web.deps import Db, Limiter, SessionInfo, Sessions, require_permission
+from studio_auth.web.errors import problem_responses
+from studio_auth.web.schemas import (
     DB_ID_MAX,
     PasswordResetRequest,
     RevokedResponse,

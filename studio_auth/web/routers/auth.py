@@ -13,10 +13,10 @@ from services import permissions, sessions, throttle, users
 from services.auth import begin_attempt, user_info
 from services.errors import NotFound, Unavailable
 from services.throttle import Attempt
-from web.deps import AnySession, CurrentSession, Db, Limiter, Sessions, SignIn
-from web.errors import Overloaded, problem_responses
-from web.limiter import Standing
-from web.schemas import (
+from studio_auth.web.deps import AnySession, CurrentSession, Db, Limiter, Sessions, SignIn
+from studio_auth.web.errors import Overloaded, problem_responses
+from studio_auth.web.limiter import Standing
+from studio_auth.web.schemas import (
     DB_ID_MAX,
     ElevateRequest,
     ElevationResponse,

@@ -45,7 +45,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from web.errors import Overloaded
+from studio_auth.web.errors import Overloaded
 
 T = TypeVar("T")
 

@@ -15,10 +15,10 @@ from sqlalchemy import Engine
 
 from data.db.session import make_engine, make_sessionmaker
 from studio_auth.settings import Settings, get_settings
-from web.errors import install_error_handlers
-from web.limiter import BoundedPool, KnownAddresses, PasswordLimiter
-from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
-from web.routers import audit, auth, health, users
+from studio_auth.web.errors import install_error_handlers
+from studio_auth.web.limiter import BoundedPool, KnownAddresses, PasswordLimiter
+from studio_auth.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from studio_auth.web.routers import audit, auth, health, users
 
 API_DESCRIPTION = """\
 Sign-in, sessions, permissions and account administration for a studio.

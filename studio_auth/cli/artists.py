@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
-from cli.common import db_session, echo_json, echo_table, handle_errors
 from data.models import Artist
+from studio_auth.cli.common import db_session, echo_json, echo_table, handle_errors
 
 
 def artist_row(artist: Artist) -> dict[str, Any]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from cli.artists import artists_group
-from cli.audit import audit_group
-from cli.db import db_group, init_command
-from cli.serve import serve_command
-from cli.sessions import sessions_group
-from cli.users import users_group
+from studio_auth.cli.artists import artists_group
+from studio_auth.cli.audit import audit_group
+from studio_auth.cli.db import db_group, init_command
+from studio_auth.cli.serve import serve_command
+from studio_auth.cli.sessions import sessions_group
+from studio_auth.cli.users import users_group
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,8 +8,8 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from data.migrations import is_current
-from web.errors import UNAVAILABLE_RETRY_AFTER, problem, problem_responses
-from web.schemas import HealthResponse
+from studio_auth.web.errors import UNAVAILABLE_RETRY_AFTER, problem, problem_responses
+from studio_auth.web.schemas import HealthResponse
 
 router = APIRouter(tags=["health"])
 

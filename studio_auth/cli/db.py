@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from cli.common import db_session, handle_errors
+from studio_auth.cli.common import db_session, handle_errors
 
 
 @click.group("db")

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from cli.common import db_session, handle_errors
+from studio_auth.cli.common import db_session, handle_errors
 
 
 @click.command("serve")
@@ -57,7 +57,7 @@ def serve_command(host: str, port: int, workers: int, access_log: bool) -> None:
         click.echo(f"one-time password (shown once, must be changed at first sign-in): {password}")
     click.echo(f"studio-auth listening on http://{host}:{port}", err=True)
     uvicorn.run(
-        "web.app:create_served_app",
+        "studio_auth.web.app:create_served_app",
         factory=True,
         host=host,
         port=port,

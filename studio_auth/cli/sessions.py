@@ -9,9 +9,9 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cli.common import db_session, echo_json, echo_table, handle_errors
 from data.models import AuthSession, User
 from services.errors import NotFound
+from studio_auth.cli.common import db_session, echo_json, echo_table, handle_errors
 
 # The CLI is the local operator's tool (see docs/cli.md): revocations it makes are
 # recorded with this reason and no actor.

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from cli.common import db_session, echo_json, echo_table, handle_errors
 from data.models import AuditEvent
+from studio_auth.cli.common import db_session, echo_json, echo_table, handle_errors
 
 _RELATIVE = re.compile(r"(\d{1,6})([mhd])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}

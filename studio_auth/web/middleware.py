@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.errors import PROBLEM_MEDIA_TYPE, problem_bytes
+from studio_auth.web.errors import PROBLEM_MEDIA_TYPE, problem_bytes
 
 # Authentication responses must never be stored by a browser or a shared cache (RFC 9111
 # no-store; RFC 6749 section 5.1 asks the same of token responses). The API serves no

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from services import permissions, sessions
 from services.errors import Unavailable
 from studio_auth.settings import Settings
-from web.errors import NotAuthenticated, PasswordChangeRequired
-from web.limiter import BoundedPool, KnownAddresses, PasswordLimiter
+from studio_auth.web.errors import NotAuthenticated, PasswordChangeRequired
+from studio_auth.web.limiter import BoundedPool, KnownAddresses, PasswordLimiter
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 SessionInfo = dict[str, Any]

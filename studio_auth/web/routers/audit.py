@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
 from services import audit
-from web.deps import Db, SessionInfo, require_permission
-from web.errors import problem_responses
-from web.schemas import DB_ID_MAX, NAME_MAX, AuditEventOut
+from studio_auth.web.deps import Db, SessionInfo, require_permission
+from studio_auth.web.errors import problem_responses
+from studio_auth.web.schemas import DB_ID_MAX, NAME_MAX, AuditEventOut
 
 router = APIRouter(tags=["audit"])
 

@@ -11,9 +11,9 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from cli.common import db_session, echo_json, echo_table, handle_errors, read_password
 from data.models import Role, User
 from services.errors import NotFound
+from studio_auth.cli.common import db_session, echo_json, echo_table, handle_errors, read_password
 
 
 def user_row(user: User) -> dict[str, Any]:
