@@ -52,7 +52,7 @@ def main() -> int:
     from data.migrations import upgrade
     from data.models import AuditEvent, Role, ThrottleCounter, User
     from services import passwords, throttle
-    from services.audit import record_now
+    from services.audit import commit_event
     from services.auth import check_credentials
     from services.errors import InvalidCredentials, Throttled
 
@@ -98,8 +98,8 @@ def main() -> int:
         def bookkeeping() -> None:
             # Exactly what a failure adds around bcrypt: the count and the failure event.
             with factory() as db:
-                throttle.reserve(db, probe, ip=IP)
-                record_now(db, "login", "failure", username=probe, ip=IP)
+                throttle.count_attempt(db, probe, ip=IP)
+                commit_event(db, "login", "failure", username=probe, ip=IP)
 
         samples: dict[str, list[float]] = {"raw": [], "refused": [], "wrong": [], "added": []}
         for _ in range(args.rounds):

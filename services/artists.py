@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data.models import Artist
-from services.audit import record
+from services.audit import add_event
 from services.auth import UserInfo
 from services.errors import InvalidRequest
 from services.permissions import require
@@ -34,7 +34,7 @@ def create_artist(db: Session, name: str, *, actor: UserInfo | None = None) -> A
     artist = Artist(name=clean)
     db.add(artist)
     db.flush()
-    record(
+    add_event(
         db,
         "artist_created",
         actor_id=int(actor["id"]) if actor else None,

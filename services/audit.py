@@ -1,7 +1,7 @@
 """The audit trail: append-only rows in ``audit_events`` plus one structured log line each.
 
-``record`` writes in the caller's transaction, so an event commits or rolls back with the
-change it describes. ``record_now`` writes in a transaction of its own, for failures that
+``add_event`` writes in the caller's transaction, so an event commits or rolls back with the
+change it describes. ``commit_event`` writes in a transaction of its own, for failures that
 must be kept whatever the caller does with its session.
 
 What is stored is bounded and inert: the attempted username is normalized (or, when it
@@ -22,7 +22,7 @@ from sqlalchemy import Connection, CursorResult, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from data.models import AuditEvent, User, normalize_username
-from services.durable import run_durably
+from services.autonomous import run_statements
 from services.errors import InvalidRequest
 from studio_auth.clock import now
 
@@ -92,7 +92,7 @@ def _clean_detail(detail: dict[Any, Any], depth: int = 0) -> dict[str, Any]:
     return clean
 
 
-def clean_fields(
+def build_event(
     event: str,
     outcome: str,
     *,
@@ -103,7 +103,7 @@ def clean_fields(
     session_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The cleaned column values of one event (for ``write_event``), not yet logged: its
+    """The cleaned column values of one event (for ``insert_event``), not yet logged: its
     writer calls ``log_event``, after its statement when only that tells whether the
     event happened."""
     return {
@@ -120,7 +120,7 @@ def clean_fields(
 
 
 def log_event(fields: dict[str, Any]) -> None:
-    """The structured log line of an event made by ``clean_fields``."""
+    """The structured log line of an event made by ``build_event``."""
     level = logging.WARNING if fields["outcome"] in _WARNING_OUTCOMES else logging.INFO
     if logger.isEnabledFor(level):
         # The log line names the address "ip", as it always has.
@@ -130,7 +130,7 @@ def log_event(fields: dict[str, Any]) -> None:
         logger.log(level, "audit %s", text)
 
 
-def record(
+def add_event(
     db: Session,
     event: str,
     outcome: str = "success",
@@ -143,7 +143,7 @@ def record(
     detail: dict[str, Any] | None = None,
 ) -> None:
     """Add an event to the caller's transaction (flushed, not committed)."""
-    fields = clean_fields(
+    fields = build_event(
         event,
         outcome,
         user_id=user_id,
@@ -156,10 +156,10 @@ def record(
     log_event(fields)
     # Pending changes first: the event may refer to rows they create.
     db.flush()
-    write_event(db.connection(), fields)
+    insert_event(db.connection(), fields)
 
 
-def record_now(
+def commit_event(
     db: Session,
     event: str,
     outcome: str = "failure",
@@ -171,9 +171,9 @@ def record_now(
     session_id: int | None = None,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Write an event durably: committed whatever the caller does with ``db``, with the
-    database's full commit guarantee (one INSERT, committed on its own)."""
-    fields = clean_fields(
+    """Write an event in a transaction of its own (one INSERT, with the database's full
+    commit guarantee), kept whatever the caller then does with ``db``."""
+    fields = build_event(
         event,
         outcome,
         user_id=user_id,
@@ -184,11 +184,11 @@ def record_now(
         detail=detail,
     )
     log_event(fields)
-    run_durably(db, lambda conn: write_event(conn, fields))
+    run_statements(db, lambda conn: insert_event(conn, fields))
 
 
-def write_event(conn: Connection, fields: dict[str, Any]) -> None:
-    """Insert one event made by ``clean_fields`` on ``conn`` (in whatever transaction, or
+def insert_event(conn: Connection, fields: dict[str, Any]) -> None:
+    """Insert one event made by ``build_event`` on ``conn`` (in whatever transaction, or
     autocommit, ``conn`` is in)."""
     conn.execute(_INSERT_EVENT, fields)
 
@@ -242,7 +242,7 @@ def prune_events(db: Session, *, older_than: timedelta, actor_id: int | None = N
         execution_options={"synchronize_session": False},
     )
     deleted = cast(CursorResult[Any], result).rowcount
-    record(
+    add_event(
         db,
         "audit_pruned",
         "success",

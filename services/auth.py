@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import secrets
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import Executable, Row, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,11 +20,20 @@ from sqlalchemy.orm.util import identity_key
 from data.db.base import UTCDateTime
 from data.models import AuditEvent, User, normalize_username
 from services import passwords, throttle
-from services.audit import clean_fields, log_event, record_now, write_event
+from services.audit import build_event, commit_event, insert_event, log_event
 from services.errors import InvalidCredentials, Throttled, Unavailable
 from studio_auth.clock import now
 
-UserInfo = dict[str, Any]
+
+class UserInfo(TypedDict):
+    """What ``authenticate()`` returns: a plain dict at run time, as the specification's
+    examples index it (``user_data['id']``)."""
+
+    id: int
+    username: str
+    role: str
+    artist_id: int | None
+    must_change_password: bool
 
 
 def hash_password(plain: str) -> str:
@@ -66,7 +75,7 @@ def user_info(user: User | Row[*tuple[Any, ...]]) -> UserInfo:
     }
 
 
-def begin_attempt(
+def check_throttle(
     db: Session,
     username: object,
     *,
@@ -76,13 +85,14 @@ def begin_attempt(
     """Count a sign-in attempt before any password work, and decide whether it may run.
 
     Raises ``Throttled(retry_after)`` (audited) when the name or the address has failed
-    too often, and ``Unavailable`` when the throttle store fails. Callers that queue
-    password checks (the HTTP service) call this first, so throttled attempts never take
-    a place in the queue; everyone else lets ``check_credentials`` call it.
+    too often, and ``Unavailable`` when the throttle store fails. A caller that runs
+    password checks elsewhere (on a worker pool, say) calls this first and passes the
+    attempt on, so throttled attempts never wait for a worker; everyone else lets
+    ``check_credentials`` call it.
     """
     # Counted before the name is looked up, so known and unknown names take the same path,
     # and before bcrypt, so parallel guesses cannot all slip in ahead of the count.
-    attempt = throttle.reserve(db, username, ip=ip, user_agent=user_agent)
+    attempt = throttle.count_attempt(db, username, ip=ip, user_agent=user_agent)
     if not attempt.allowed:
         raise Throttled(attempt.retry_after)
     return attempt
@@ -105,7 +115,7 @@ def check_credentials(
     is then refused, never run unthrottled. The attempt is counted, and a failure
     recorded, apart from the caller's transaction. On success ``last_login`` is set (and
     an outdated hash upgraded) in the caller's transaction, flushed but not committed.
-    ``attempt`` is the result of an earlier ``begin_attempt`` for the same name and
+    ``attempt`` is the result of an earlier ``check_throttle`` for the same name and
     address (ValueError if it is for another name); without it the attempt is counted
     here.
     """
@@ -115,7 +125,7 @@ def check_credentials(
     # changed since (an attempt counted before queueing for the password pool).
     counted_read = not db.in_transaction()
     if attempt is None:
-        attempt = begin_attempt(db, username, ip=ip, user_agent=user_agent)
+        attempt = check_throttle(db, username, ip=ip, user_agent=user_agent)
     elif attempt.user_key != throttle.user_key(username):
         raise ValueError("the attempt was counted for another username")
     agent = {"user_agent": user_agent} if user_agent else {}
@@ -139,16 +149,16 @@ def check_credentials(
         # sign-in in the caller's transaction (which also tells the throttle to forget
         # the name's failures). The stamp is guarded: if the account was deactivated or
         # its password changed while the password was being checked, this sign-in fails.
-        throttle.release_address(db, attempt)
-        event = clean_fields(
+        throttle.refund_address(db, attempt)
+        event = build_event(
             "login", "success", user_id=account.id, username=username, ip=ip, detail=agent
         )
         info = _mark_signed_in(db, account, new_hash, event)
         if info is not None:
-            throttle.signed_in(db, attempt)
+            throttle.forget_failures(db, attempt)
     if info is None:
         try:
-            record_now(
+            commit_event(
                 db,
                 "login",
                 "failure",
@@ -198,7 +208,7 @@ def _mark_signed_in(
     if row is None:
         return None
     if not together:
-        write_event(conn, event)
+        insert_event(conn, event)
     log_event(event)
     loaded = db.identity_map.get(identity_key(User, row.id))
     if loaded is not None:

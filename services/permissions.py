@@ -28,8 +28,9 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
+from data.db.base import as_db_id
 from data.models import AuthSession, Role, User
-from services.audit import escape_text, record, record_now
+from services.audit import add_event, commit_event, escape_text
 from services.auth import check_credentials
 from services.errors import InvalidRequest, NotFound, PermissionDenied, Unavailable
 from studio_auth.clock import now
@@ -40,7 +41,6 @@ logger = logging.getLogger("studio_auth.permissions")
 MAX_ELEVATION_MINUTES = 30
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 _ACTION_MAX_LENGTH = 100
-_DB_ID_MAX = 2**31 - 1
 
 
 class Effect(StrEnum):
@@ -173,13 +173,6 @@ def _role_of(user: object) -> Role | None:
         return None
 
 
-def _db_id(value: object) -> int | None:
-    # bool is an int in Python; a True artist_id must not match artist 1.
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _DB_ID_MAX:
-        return None
-    return value
-
-
 def _elevation_active(user: Mapping[str, Any], session: object) -> bool:
     """What the session dict (from ``resolve_session``) says; ``require`` re-checks the
     stored row, since the dict may be older than a revocation."""
@@ -187,9 +180,9 @@ def _elevation_active(user: Mapping[str, Any], session: object) -> bool:
         return False
     until = session.get("elevated_until")
     return (
-        _db_id(session.get("session_id")) is not None
-        and _db_id(session.get("elevated_by")) is not None
-        and _db_id(user.get("id")) is not None
+        as_db_id(session.get("session_id")) is not None
+        and as_db_id(session.get("elevated_by")) is not None
+        and as_db_id(user.get("id")) is not None
         and session.get("id") == user.get("id")
         and isinstance(until, datetime)
         and until > now()
@@ -217,7 +210,7 @@ def decide(
     if effect is Effect.ALLOW:
         return Decision(True, action, effect, "allowed")
     if effect is Effect.OWN:
-        mine, theirs = _db_id(user.get("artist_id")), _db_id(owner_artist_id)
+        mine, theirs = as_db_id(user.get("artist_id")), as_db_id(owner_artist_id)
         if mine is not None and mine == theirs:
             return Decision(True, action, effect, "own")
         return Decision(False, action, effect, "only for the artist's own records")
@@ -262,13 +255,13 @@ def _stored_approver(db: Session, user_id: int, session_id: int) -> int | None:
 
 def _deny(db: Session, user: object, decision: Decision, session: object) -> PermissionDenied:
     info: Mapping[str, Any] = user if isinstance(user, Mapping) else {}
-    session_id = _db_id(session.get("session_id")) if isinstance(session, Mapping) else None
+    session_id = as_db_id(session.get("session_id")) if isinstance(session, Mapping) else None
     try:
-        record_now(
+        commit_event(
             db,
             "permission_denied",
             "failure",
-            user_id=_db_id(info.get("id")),
+            user_id=as_db_id(info.get("id")),
             username=info.get("username"),
             session_id=session_id,
             detail={
@@ -293,9 +286,10 @@ def require(
 ) -> Decision:
     """Return the Decision if ``action`` is allowed, else raise PermissionDenied.
 
-    A denial is recorded durably (``permission_denied``). A supervised action is allowed
-    only if the stored session row still carries a live approval by an active admin; that
-    use is recorded (``elevation_used``, naming the admin) in the caller's transaction.
+    A denial is recorded (``permission_denied``) in a transaction of its own. A supervised
+    action is allowed only if the stored session row still carries a live approval by an
+    active admin; that use is recorded (``elevation_used``, naming the admin) in the
+    caller's transaction.
     Raises Unavailable, denying, if the approval cannot be read.
     """
     decision = decide(user, action, owner_artist_id=owner_artist_id, session=session)
@@ -311,7 +305,7 @@ def require(
             decision = Decision(False, decision.action, decision.effect, "approval has ended")
         else:
             decision = Decision(True, decision.action, decision.effect, "approved", approver)
-            record(
+            add_event(
                 db,
                 "elevation_used",
                 user_id=user_id,
@@ -376,7 +370,7 @@ def grant_elevation(
     caller's transaction (flushed, not committed) and audited as ``elevation_granted``.
     """
     length = _elevation_minutes(minutes)
-    target = _db_id(session_id)
+    target = as_db_id(session_id)
     if target is None:
         raise NotFound("no such session")
     approver = check_credentials(db, admin_username, admin_password, ip=ip, user_agent=user_agent)
@@ -403,7 +397,7 @@ def grant_elevation(
         if row is None or row.revoked_at is not None or row.expires_at <= at:
             raise NotFound("no live session with that id")
         raise InvalidRequest("approval applies to an active assistant's session only")
-    record(
+    add_event(
         db,
         "elevation_granted",
         user_id=granted,
@@ -418,7 +412,7 @@ def grant_elevation(
 
 def end_elevation(db: Session, session_id: int, *, actor_id: int | None = None) -> bool:
     """End an approval before it expires. True if one was active. Caller's transaction."""
-    target = _db_id(session_id)
+    target = as_db_id(session_id)
     if target is None:
         return False
     at = now()
@@ -431,5 +425,5 @@ def end_elevation(db: Session, session_id: int, *, actor_id: int | None = None) 
     ).scalar_one_or_none()
     if ended is None:
         return False
-    record(db, "elevation_ended", user_id=ended, actor_id=actor_id, session_id=target)
+    add_event(db, "elevation_ended", user_id=ended, actor_id=actor_id, session_id=target)
     return True

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from data.models import AuthSession, Role, User
 from data.models.session import USER_AGENT_MAX_LENGTH
-from services.audit import escape_text, record
+from services.audit import add_event, escape_text
 from services.auth import (
     SESSION_TOKEN_LENGTH,
     SESSION_TOKEN_PREFIX,
@@ -46,7 +46,7 @@ from services.auth import (
     generate_session_token,
     user_info,
 )
-from services.durable import write_durably
+from services.autonomous import run_session_work
 from services.errors import NotFound, Unavailable
 from services.throttle import Attempt
 from studio_auth.clock import now
@@ -57,6 +57,17 @@ logger = logging.getLogger("studio_auth.sessions")
 CLIENT_IP_MAX_LENGTH = 64
 REASON_MAX_LENGTH = 64
 _TOKEN_BODY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class SessionInfo(UserInfo):
+    """What ``resolve_session`` returns: the user's ``authenticate()`` dict and the
+    session's own fields."""
+
+    session_id: int
+    expires_at: datetime
+    idle_expires_at: datetime
+    elevated_by: int | None
+    elevated_until: datetime | None
 
 
 @dataclass(frozen=True)
@@ -153,7 +164,7 @@ def _issue(
     )
     db.add(row)
     db.flush()
-    record(
+    add_event(
         db,
         "session_created",
         user_id=user.id,
@@ -184,7 +195,7 @@ def issue_session(
     return _issue(db, user, ip=ip, user_agent=user_agent)
 
 
-def resolve_session(db: Session, token: object) -> dict[str, Any] | None:
+def resolve_session(db: Session, token: object) -> SessionInfo | None:
     """The ``authenticate()`` user dict plus ``session_id``, ``expires_at`` (absolute),
     ``idle_expires_at``, ``elevated_by`` and ``elevated_until`` for a live session.
 
@@ -207,7 +218,7 @@ class FoundSession:
     ``resolve_session`` returns, and ``touch_due`` says that ``touch_session`` should
     run before the session is used."""
 
-    info: dict[str, Any]
+    info: SessionInfo
     touch_due: bool
     at: datetime
 
@@ -237,7 +248,7 @@ def read_session(db: Session | Connection, token: object) -> FoundSession | None
     if at >= expires_at or at >= last_seen_at + _idle_limit():
         return None
     touch_due = at - last_seen_at >= timedelta(seconds=get_settings().session_touch_seconds)
-    info = {
+    info: SessionInfo = {
         **user_info(found),
         "session_id": found.session_id,
         "expires_at": expires_at,
@@ -248,7 +259,7 @@ def read_session(db: Session | Connection, token: object) -> FoundSession | None
     return FoundSession(info, touch_due, at)
 
 
-def touch_session(db: Session, found: FoundSession) -> dict[str, Any]:
+def touch_session(db: Session, found: FoundSession) -> SessionInfo:
     """Write the last-seen time that ``read_session`` found due (committed on its own)
     and return the session's info with its idle expiry moved accordingly."""
     touch = timedelta(seconds=get_settings().session_touch_seconds)
@@ -330,7 +341,7 @@ def _touch(db: Session, session_id: int, at: datetime, touch: timedelta) -> date
         )
 
     try:
-        write_durably(db, work)
+        run_session_work(db, work)
     except SQLAlchemyError as exc:
         # A failed touch does not make a valid session invalid; it only means the idle
         # clock was not moved, which errs toward ending the session early (fail closed).
@@ -390,7 +401,7 @@ def _revoke(
         .execution_options(synchronize_session="fetch")
     ).all()
     for row in rows:
-        record(
+        add_event(
             db,
             "session_revoked",
             user_id=row.user_id,
@@ -484,7 +495,7 @@ def prune_sessions(db: Session, *, older_than: timedelta | None = None) -> int:
     )
     count = len(result.all())
     if count:
-        record(
+        add_event(
             db,
             "sessions_pruned",
             detail={"count": count, "older_than_seconds": int(grace.total_seconds())},
@@ -504,8 +515,9 @@ def login(
     """Authenticate, issue a session and commit: the one-call sign-in.
 
     Raises what ``check_credentials`` raises (``InvalidCredentials``, ``Throttled``,
-    ``Unavailable``); nothing is committed then except the durable failure records.
-    ``attempt`` comes from an earlier ``begin_attempt`` (see ``check_credentials``).
+    ``Unavailable``); nothing is committed then except the failure records, which are
+    committed on their own.
+    ``attempt`` comes from an earlier ``check_throttle`` (see ``check_credentials``).
     """
     user = check_credentials(db, username, password, ip=ip, user_agent=user_agent, attempt=attempt)
     issued = issue_session(db, user["id"], ip=ip, user_agent=user_agent)

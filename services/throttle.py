@@ -18,7 +18,7 @@ address.
   counter is deleted then.
 - Address: a fixed window of ``throttle_ip_window_seconds`` allows
   ``throttle_ip_max_failures`` failures across all usernames; then attempts are refused
-  until the window ends. A success gives its reserved slot back.
+  until the window ends. A success gives its slot back.
 
 Every step is one atomic statement, complete on its own: on PostgreSQL each commits as it
 completes (autocommit), so counting costs one round trip per key and no BEGIN or COMMIT;
@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -54,8 +55,8 @@ from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate, Update
 
 from data.db.base import UTCDateTime
 from data.models import ThrottleCounter, User, normalize_username
-from services.audit import clean_fields, log_event, record, write_event
-from services.durable import engine_of, run_apart, run_durably, unless_committed
+from services.audit import add_event, build_event, insert_event, log_event
+from services.autonomous import engine_of, on_rollback, run_statements, run_statements_on
 from services.errors import Unavailable
 from studio_auth.clock import now
 from studio_auth.settings import Settings, get_settings
@@ -75,7 +76,7 @@ class Account(NamedTuple):
 
 @dataclass(frozen=True)
 class Attempt:
-    """The outcome of reserving an attempt: whether it may check a password, and if not,
+    """The outcome of counting an attempt: whether it may check a password, and if not,
     how long to wait and which limit refused it (``"user"`` or ``"ip"``).
 
     ``account`` is the account the name belonged to when the attempt was counted (None
@@ -90,11 +91,10 @@ class Attempt:
     retry_after: float = 0.0
     limited_by: str | None = None
     account: Account | None = None
-    # The attempt comes with a recent history: failures under this name since its last
-    # sign-in, or at least ``throttle_free_failures`` from this address in its window
-    # (what a flood's attempts have once a lock expires). The HTTP service checks such a
-    # password at a lower priority than a clean sign-in's.
-    suspect: bool = False
+    # Failures under this name since its last sign-in, or at least
+    # ``throttle_free_failures`` from this address in its window (what a flood's attempts
+    # have once a lock expires): a caller may check such a password at a lower priority.
+    has_recent_failures: bool = False
 
 
 def user_key(username: object) -> str:
@@ -146,7 +146,7 @@ def next_delay(previous: timedelta | None, settings: Settings | None = None) -> 
 @dataclass(frozen=True)
 class _Statements:
     """The throttle's statements for one dialect, built once: each a complete, atomic
-    step of its own (see ``services.durable.run_durably`` for how they commit)."""
+    step of its own (see ``services.autonomous.run_statements`` for how they commit)."""
 
     count_ip: ReturningInsert[Any]
     count_user: ReturningInsert[Any]
@@ -242,7 +242,7 @@ def _statements(dialect: str) -> _Statements:
     return _Statements(count_ip, count_user, lock, release_ip, release_user)
 
 
-def _reserve(conn: Connection, username: object, ip: str | None, user_agent: str | None) -> Attempt:
+def _count(conn: Connection, username: object, ip: str | None, user_agent: str | None) -> Attempt:
     attempt = _decide(conn, username, ip)
     if not attempt.allowed:
         detail: dict[str, Any] = {
@@ -251,9 +251,9 @@ def _reserve(conn: Connection, username: object, ip: str | None, user_agent: str
         }
         if user_agent:
             detail["user_agent"] = user_agent
-        fields = clean_fields("login", "throttled", username=username, ip=ip, detail=detail)
+        fields = build_event("login", "throttled", username=username, ip=ip, detail=detail)
         log_event(fields)
-        write_event(conn, fields)
+        insert_event(conn, fields)
     return attempt
 
 
@@ -295,11 +295,11 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
             wait = max((current - at).total_seconds(), 1.0) if current else 1.0
             return Attempt(u_key, a_key, window_start, False, wait, "user")
     # Both counts include this attempt (and any still running from the same address).
-    suspect = failures > 1 or ip_failures > settings.throttle_free_failures
-    return Attempt(u_key, a_key, window_start, True, account=account, suspect=suspect)
+    recent = failures > 1 or ip_failures > settings.throttle_free_failures
+    return Attempt(u_key, a_key, window_start, True, account=account, has_recent_failures=recent)
 
 
-def reserve(
+def count_attempt(
     db: Session, username: object, *, ip: str | None = None, user_agent: str | None = None
 ) -> Attempt:
     """Count an attempt for ``username`` (and ``ip``) before any password is checked.
@@ -310,54 +310,58 @@ def reserve(
     them there is no protection, so sign-in is refused rather than run unthrottled.
     """
     try:
-        return run_durably(db, lambda conn: _reserve(conn, username, ip, user_agent))
+        return run_statements(db, lambda conn: _count(conn, username, ip, user_agent))
     except SQLAlchemyError as exc:
         raise Unavailable(
             f"sign-in refused: the throttle store failed ({exc.__class__.__name__})"
         ) from None
 
 
-def release_address(db: Session, attempt: Attempt) -> None:
+def refund_address(db: Session, attempt: Attempt) -> None:
     """Give the address its slot back after a correct password, committed at once
     whatever the caller does with ``db``.
 
     The username's failures need no write here: the sign-in's stamp moves the account's
     ``sign_in_count``, and the name's next count starts afresh when it sees that.
     """
-    _give_back(db, attempt, name=False)
+    if _counted_address(attempt):
+        _run_refund(db, lambda conn: _refund_address(conn, attempt))
 
 
-def not_checked(db: Session, attempt: Attempt) -> None:
+def refund_attempt(db: Session, attempt: Attempt) -> None:
     """Give back what counting ``attempt`` took, committed at once, when no password was
-    checked after all (the HTTP service had no place for it): the address's slot and
-    the name's count, so that a client refused for want of capacity is not locked out
-    by its own retries. A lock the attempt took in advance stays.
+    checked after all: the address's slot and the name's count, so that a client refused
+    for want of capacity is not locked out by its own retries. A lock the attempt took
+    in advance stays.
     """
-    _give_back(db, attempt, name=True)
+
+    def refund(conn: Connection) -> None:
+        if _counted_address(attempt):
+            _refund_address(conn, attempt)
+        conn.execute(_statements(conn.dialect.name).release_user, {"k": attempt.user_key})
+
+    _run_refund(db, refund)
 
 
-def _give_back(db: Session, attempt: Attempt, *, name: bool) -> None:
-    address = attempt.ip_key is not None and attempt.ip_window_start is not None
-    if not (address or name):
-        return
+def _counted_address(attempt: Attempt) -> bool:
+    return attempt.ip_key is not None and attempt.ip_window_start is not None
 
-    def give_back(conn: Connection) -> None:
-        sql = _statements(conn.dialect.name)
-        if address:
-            params = {"k": attempt.ip_key, "started": attempt.ip_window_start}
-            conn.execute(sql.release_ip, params)
-        if name:
-            conn.execute(sql.release_user, {"k": attempt.user_key})
 
+def _refund_address(conn: Connection, attempt: Attempt) -> None:
+    params = {"k": attempt.ip_key, "started": attempt.ip_window_start}
+    conn.execute(_statements(conn.dialect.name).release_ip, params)
+
+
+def _run_refund(db: Session, refund: Callable[[Connection], None]) -> None:
     try:
-        run_durably(db, give_back)
+        run_statements(db, refund)
     except SQLAlchemyError as exc:
         raise Unavailable(
             f"sign-in refused: the throttle store failed ({exc.__class__.__name__})"
         ) from None
 
 
-def signed_in(db: Session, attempt: Attempt) -> None:
+def forget_failures(db: Session, attempt: Attempt) -> None:
     """Forget the name's failures once the sign-in stamped in ``db``'s transaction holds.
 
     Its commit does that with no write here (the stamp moves the account's
@@ -368,9 +372,9 @@ def signed_in(db: Session, attempt: Attempt) -> None:
     engine, params = engine_of(db), {"k": attempt.user_key}
 
     def forget() -> None:
-        run_apart(engine, lambda conn: conn.execute(_FORGET, params))
+        run_statements_on(engine, lambda conn: conn.execute(_FORGET, params))
 
-    unless_committed(db, forget)
+    on_rollback(db, forget)
 
 
 _FORGET = delete(ThrottleCounter).where(_table.c.key == bindparam("k"))
@@ -390,7 +394,7 @@ def unlock(db: Session, username: str, *, actor_id: int | None = None) -> bool:
     account = _account_of(db, username)
     if cleared is not None and not _current(cleared.sign_in_count, account):
         cleared = None  # forgotten already: the account signed in since
-    record(
+    add_event(
         db,
         "unlock",
         "success" if cleared else "noop",
@@ -402,7 +406,7 @@ def unlock(db: Session, username: str, *, actor_id: int | None = None) -> bool:
     return cleared is not None
 
 
-def status(db: Session, username: object) -> ThrottleCounter | None:
+def current_counter(db: Session, username: object) -> ThrottleCounter | None:
     """The counter for ``username``, if it still counts (for operators and tests): a
     counter the account has signed in since is forgotten, as the next attempt will."""
     counter = db.get(ThrottleCounter, user_key(username))

@@ -18,9 +18,10 @@ from sqlalchemy import and_, exists, func, not_, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
+from data.db.base import as_db_id
 from data.models import Artist, AuthSession, Role, User, normalize_username
 from services import password_policy, passwords
-from services.audit import record
+from services.audit import add_event
 from services.auth import UserInfo, check_credentials, verify_password
 from services.errors import InvalidRequest, NotFound, PasswordRejected, UserExists
 from services.permissions import require
@@ -28,7 +29,6 @@ from services.sessions import IssuedSession, revoke_user_sessions, rotate_sessio
 from studio_auth.clock import now
 
 _USERNAME_KEY = re.compile(r"[\w.@+-]+")
-_DB_ID_MAX = 2**31 - 1
 
 
 class _Unset:
@@ -59,12 +59,6 @@ def validate_username(username: object) -> str:
     return key
 
 
-def _db_id(value: object) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= _DB_ID_MAX:
-        return None
-    return value
-
-
 def _authorize(db: Session, actor: Mapping[str, Any] | None) -> int | None:
     """Check the actor's right to administer accounts; return the id to audit."""
     if actor is None:
@@ -74,7 +68,7 @@ def _authorize(db: Session, actor: Mapping[str, Any] | None) -> int | None:
 
 
 def _artist_must_exist(db: Session, artist_id: object) -> int:
-    found = _db_id(artist_id)
+    found = as_db_id(artist_id)
     if found is None or db.get(Artist, found) is None:
         raise NotFound(f"no artist with id {artist_id!r}")
     return found
@@ -82,7 +76,7 @@ def _artist_must_exist(db: Session, artist_id: object) -> int:
 
 def get_user(db: Session, user_id: object) -> User | None:
     """The account with this id, active or not; None if there is none."""
-    found = _db_id(user_id)
+    found = as_db_id(user_id)
     return db.get(User, found) if found is not None else None
 
 
@@ -142,7 +136,7 @@ def create_user(
         if artist_id is not None and db.get(Artist, artist_id) is None:
             raise NotFound(f"no artist with id {artist_id!r}") from None
         raise
-    record(
+    add_event(
         db,
         "user_created",
         user_id=user.id,
@@ -210,7 +204,7 @@ def update_user(
     reasons = []
     if new_role is not old_role:
         reasons.append("role_changed")
-        record(
+        add_event(
             db,
             "user_role_changed",
             user_id=user.id,
@@ -220,7 +214,7 @@ def update_user(
         )
     if new_artist != old_artist and new_role is Role.ARTIST:
         reasons.append("artist_changed")
-        record(
+        add_event(
             db,
             "user_artist_linked",
             user_id=user.id,
@@ -230,7 +224,7 @@ def update_user(
         )
     if new_active != old_active:
         reasons.append("activated" if new_active else "deactivated")
-        record(
+        add_event(
             db,
             "user_activated" if new_active else "user_deactivated",
             user_id=user.id,
@@ -358,7 +352,7 @@ def reset_password(
     _set_password(user, new_password, must_change=must_change)
     db.flush()
     revoke_user_sessions(db, user.id, reason="password_reset", actor_id=actor_id)
-    record(
+    add_event(
         db,
         "password_reset",
         user_id=user.id,
@@ -389,7 +383,7 @@ def change_password(
     if session_id is not None:
         owner = db.scalar(
             select(AuthSession.user_id).where(
-                AuthSession.id == _db_id(session_id), AuthSession.revoked_at.is_(None)
+                AuthSession.id == as_db_id(session_id), AuthSession.revoked_at.is_(None)
             )
         )
         if owner != user.id:
@@ -404,7 +398,7 @@ def change_password(
         db, user.id, reason="password_changed", except_session_id=session_id, actor_id=user.id
     )
     issued = rotate_session(db, session_id, reason="password_changed") if session_id else None
-    record(
+    add_event(
         db,
         "password_changed",
         user_id=user.id,

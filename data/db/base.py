@@ -18,6 +18,20 @@ NAMING_CONVENTION = {
 }
 
 
+# The range of the schema's INTEGER keys, on every database.
+DB_ID_MAX = 2**31 - 1
+
+
+def as_db_id(value: object) -> int | None:
+    """``value`` if it can be a row id (an int from 1 to ``DB_ID_MAX``), else None.
+
+    A bool is an int in Python: ``True`` is refused, so it cannot match row 1.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= DB_ID_MAX:
+        return None
+    return value
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

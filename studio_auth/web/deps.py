@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -17,12 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from services import permissions, sessions
 from services.errors import Unavailable
+from services.sessions import SessionInfo
 from studio_auth.settings import Settings
 from studio_auth.web.errors import NotAuthenticated, PasswordChangeRequired
 from studio_auth.web.limiter import BoundedPool, KnownAddresses, PasswordLimiter
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-SessionInfo = dict[str, Any]
 
 # Documents the scheme in OpenAPI; the header is parsed below. Tokens are read from the
 # Authorization header only, never from a query string, where they would end up in

@@ -8,9 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from data.db.base import DB_ID_MAX
+
 RoleName = Literal["admin", "assistant", "artist"]
-# The id range of the schema's INTEGER keys.
-DB_ID_MAX = 2**31 - 1
 # Longer than any username or password the services accept, so that the services, not
 # the schema, decide (and a too-long password at login is the same 401 as a wrong one).
 NAME_MAX = 1024

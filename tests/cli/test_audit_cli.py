@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy.orm import Session
 
-from services.audit import list_events, record
+from services.audit import add_event, list_events
 from services.auth import authenticate
 from studio_auth.cli import main
 from studio_auth.cli.common import EXIT_BAD_INPUT
@@ -24,7 +24,7 @@ def _run(*args: str) -> Any:
 def _seed(db: Session, clock: Any, make_user: Any) -> None:
     make_user("alice")
     clock.advance(days=-10)
-    record(db, "user_created", user_id=1, username="alice", detail={"role": "assistant"})
+    add_event(db, "user_created", user_id=1, username="alice", detail={"role": "assistant"})
     db.commit()
     clock.advance(days=10)
     assert authenticate(db, "alice", "wrong password") is None

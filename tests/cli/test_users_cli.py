@@ -12,7 +12,7 @@ from sqlalchemy import select
 from data.models import AuditEvent, Role, User
 from services.auth import authenticate
 from services.sessions import issue_session, resolve_session
-from services.throttle import status
+from services.throttle import current_counter
 from studio_auth.cli import main
 from studio_auth.cli.common import EXIT_BAD_INPUT, EXIT_CONFLICT, EXIT_NOT_FOUND
 from tests.conftest import DEFAULT_PASSWORD
@@ -131,12 +131,12 @@ def test_unlock(db, engine, make_user):
     for _ in range(3):
         assert authenticate(db, "desk", "wrong password, many times") is None
     db.rollback()
-    assert status(db, "desk") is not None
+    assert current_counter(db, "desk") is not None
     result = _run("users", "unlock", "DESK")
     assert result.exit_code == 0, result.output
     assert "unlocked" in result.output
     db.expire_all()
-    assert status(db, "desk") is None
+    assert current_counter(db, "desk") is None
     again = _run("users", "unlock", "desk")
     assert "not locked" in again.output
     assert db.scalars(select(AuditEvent).where(AuditEvent.event == "unlock")).all()

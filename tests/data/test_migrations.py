@@ -75,8 +75,8 @@ def test_throttle_counters_of_accounts_stay_current_across_the_sign_in_count_upg
         assert conn.scalar(text("SELECT sign_in_count FROM users")) == 0
     assert rows == {"user:alice": 0, "user:nobody": None, "ip:192.0.2.1": None}
     with Session(engine) as s:
-        assert throttle.status(s, "alice").failures == 7
-        assert throttle.status(s, "nobody").failures == 7
+        assert throttle.current_counter(s, "alice").failures == 7
+        assert throttle.current_counter(s, "nobody").failures == 7
 
 
 def test_role_check_constraint(db) -> None:

@@ -18,12 +18,12 @@ from services.audit import (
     REDACTED,
     USERNAME_MAX_LENGTH,
     _escape_each,
+    add_event,
     attempted_username,
+    commit_event,
     escape_text,
     list_events,
     prune_events,
-    record,
-    record_now,
 )
 from services.auth import authenticate
 from services.errors import InvalidRequest
@@ -36,10 +36,10 @@ def stored(engine: Engine) -> list[AuditEvent]:
 
 
 def test_record_commits_and_rolls_back_with_the_caller(db, engine) -> None:
-    record(db, "user_updated", user_id=1)
+    add_event(db, "user_updated", user_id=1)
     db.rollback()
     assert stored(engine) == []
-    record(db, "user_updated", user_id=1)
+    add_event(db, "user_updated", user_id=1)
     db.commit()
     assert [e.event for e in stored(engine)] == ["user_updated"]
 
@@ -47,9 +47,9 @@ def test_record_commits_and_rolls_back_with_the_caller(db, engine) -> None:
 def test_record_now_is_kept_whatever_the_caller_does(db, engine) -> None:
     db.add(Artist(name="pending"))
     db.flush()  # on SQLite the caller now holds the write lock
-    record_now(db, "login", "failure", username="mallory")
+    commit_event(db, "login", "failure", username="mallory")
     db.rollback()
-    record_now(db, "login", "failure", username="eve")
+    commit_event(db, "login", "failure", username="eve")
     db.close()  # never committed
     assert [e.username for e in stored(engine)] == ["mallory", "eve"]
 
@@ -72,7 +72,7 @@ def test_attempted_usernames_are_normalized_or_escaped(raw, expected) -> None:
 
 
 def test_huge_attempted_usernames_are_truncated(db, engine) -> None:
-    record_now(db, "login", "failure", username="\n" * 100_000)
+    commit_event(db, "login", "failure", username="\n" * 100_000)
     (event,) = stored(engine)
     assert event.username is not None
     assert len(event.username) <= USERNAME_MAX_LENGTH
@@ -99,7 +99,7 @@ def test_escaped_text_does_not_depend_on_which_path_ran(text: str, limit: int) -
 
 
 def test_secret_looking_detail_is_redacted_and_bounded(db, engine) -> None:
-    record(
+    add_event(
         db,
         "password_changed",
         user_id=1,
@@ -125,8 +125,8 @@ def test_secret_looking_detail_is_redacted_and_bounded(db, engine) -> None:
 
 def test_each_event_is_one_structured_log_line(db, caplog) -> None:
     with caplog.at_level(logging.INFO, logger="studio_auth.audit"):
-        record(db, "user_created", user_id=3, username="Rin", detail={"role": "artist"})
-        record_now(db, "login", "failure", username="bad\nname", ip="10.0.0.9")
+        add_event(db, "user_created", user_id=3, username="Rin", detail={"role": "artist"})
+        commit_event(db, "login", "failure", username="bad\nname", ip="10.0.0.9")
     first, second = caplog.records
     assert first.levelno == logging.INFO
     assert second.levelno == logging.WARNING
@@ -159,12 +159,12 @@ def test_sign_ins_are_audited_without_passwords(db, make_user, engine, clock, ca
 
 
 def _seed(db: Session, clock) -> None:
-    record(db, "user_created", user_id=1, username="alice")
+    add_event(db, "user_created", user_id=1, username="alice")
     clock.advance(hours=1)
-    record(db, "login", "failure", user_id=1, username="alice")
+    add_event(db, "login", "failure", user_id=1, username="alice")
     clock.advance(hours=1)
-    record(db, "login", "failure", username="ghost")
-    record(db, "login", "success", user_id=2, username="bob")
+    add_event(db, "login", "failure", username="ghost")
+    add_event(db, "login", "success", user_id=2, username="bob")
     db.commit()
 
 
@@ -189,7 +189,7 @@ def test_list_events_filters_and_orders_newest_first(db, make_user, clock) -> No
 def test_prune_deletes_only_old_events_and_records_itself(db, clock) -> None:
     _seed(db, clock)
     clock.advance(hours=47.5)  # the cutoff falls between the first two and the rest
-    record(db, "logout", user_id=2)
+    add_event(db, "logout", user_id=2)
     db.commit()
     assert prune_events(db, older_than=timedelta(days=2)) == 2
     db.commit()

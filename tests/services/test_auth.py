@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from data.db.session import make_sessionmaker
 from data.models import AuditEvent, User
 from services import passwords
-from services.auth import authenticate, begin_attempt, check_credentials, get_user_by_username
+from services.auth import authenticate, check_credentials, check_throttle, get_user_by_username
 from services.errors import InvalidCredentials
 
 PASSWORD = "correct horse battery staple"
@@ -263,7 +263,7 @@ def test_an_account_changed_after_the_attempt_was_counted_does_not_sign_in(
     make_user("alice")
     factory = make_sessionmaker(engine)
     with factory() as s:
-        attempt = begin_attempt(s, "alice")
+        attempt = check_throttle(s, "alice")
     assert attempt.account is not None
     _change_alice(engine, change)
     with factory() as s, pytest.raises(InvalidCredentials):
@@ -275,7 +275,7 @@ def test_an_attempt_counted_for_another_name_is_refused(make_user, engine) -> No
     make_user("bob")
     factory = make_sessionmaker(engine)
     with factory() as s:
-        attempt = begin_attempt(s, "alice")
+        attempt = check_throttle(s, "alice")
     with factory() as s, pytest.raises(ValueError, match="another username"):
         check_credentials(s, "bob", PASSWORD, attempt=attempt)
     with factory() as s:  # the same name in another spelling is the same name

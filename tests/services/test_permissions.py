@@ -253,7 +253,7 @@ def _events(engine, name: str) -> list[AuditEvent]:
         return list(other.scalars(select(AuditEvent).where(AuditEvent.event == name)))
 
 
-def test_require_denial_is_audited_durably(db, engine, make_user):
+def test_require_denial_is_audited_apart_from_the_caller(db, engine, make_user):
     artist = user_info(make_user("ink", role=Role.ARTIST))
     with pytest.raises(PermissionDenied, match=r"clients\.delete"):
         require(db, artist, "clients.delete")

@@ -30,7 +30,7 @@ def fresh(engine: Engine) -> Session:
 
 def failures(engine: Engine, username: object) -> int:
     with fresh(engine) as s:
-        row = throttle.status(s, username)
+        row = throttle.current_counter(s, username)
         return 0 if row is None else row.failures
 
 
@@ -274,7 +274,7 @@ def test_unlock_works_for_names_without_an_account(db, clock) -> None:
     assert outcome(db, "ghost", WRONG) == 2
     assert throttle.unlock(db, "ghost") is True
     db.commit()
-    assert throttle.status(db, "ghost") is None
+    assert throttle.current_counter(db, "ghost") is None
 
 
 def test_address_limit_spans_usernames_and_lifts_when_the_window_moves(
@@ -304,13 +304,13 @@ def _is_suspect(engine: Engine, username: str, ip: str | None = None) -> bool:
     """Whether an attempt for ``username`` (from ``ip``) counts as suspect now. The probe
     then gives back what a correct password would, and clears the name's count."""
     with fresh(engine) as s:
-        attempt = throttle.reserve(s, username, ip=ip)
+        attempt = throttle.count_attempt(s, username, ip=ip)
         assert attempt.allowed
-        throttle.release_address(s, attempt)
+        throttle.refund_address(s, attempt)
         s.connection()  # a transaction that ends without a commit clears the name
-        throttle.signed_in(s, attempt)
+        throttle.forget_failures(s, attempt)
         s.rollback()
-    return attempt.suspect
+    return attempt.has_recent_failures
 
 
 def test_an_attempt_after_recent_failures_is_suspect_until_a_sign_in(
@@ -352,9 +352,9 @@ def test_an_attempt_not_checked_gives_back_its_counts(
     fail_times(db, "alice", 2, ip="198.51.100.7")
     for _ in range(10):  # e.g. refused ten times for want of a place, after counting
         with fresh(engine) as s:
-            attempt = throttle.reserve(s, "alice", ip="198.51.100.7")
+            attempt = throttle.count_attempt(s, "alice", ip="198.51.100.7")
             assert attempt.allowed
-            throttle.not_checked(s, attempt)
+            throttle.refund_attempt(s, attempt)
     assert failures(engine, "alice") == 2  # as before those attempts
     assert outcome(db, "alice", WRONG, ip="198.51.100.7") == "invalid"  # the third
     assert isinstance(outcome(db, "bob", WRONG, ip="198.51.100.7"), float)  # address full
@@ -363,15 +363,15 @@ def test_an_attempt_not_checked_gives_back_its_counts(
 def test_giving_back_never_goes_below_zero_nor_lifts_a_lock(db, make_user, clock, engine) -> None:
     make_user("alice")
     with fresh(engine) as s:
-        attempt = throttle.reserve(s, "alice")
+        attempt = throttle.count_attempt(s, "alice")
     with fresh(engine) as s:
-        throttle.not_checked(s, attempt)
-        throttle.not_checked(s, attempt)
+        throttle.refund_attempt(s, attempt)
+        throttle.refund_attempt(s, attempt)
     assert failures(engine, "alice") == 0
     fail_times(db, "alice", 4)
     with fresh(engine) as s:
-        fifth = throttle.reserve(s, "alice")  # reaches the allowance: locks in advance
-        throttle.not_checked(s, fifth)
+        fifth = throttle.count_attempt(s, "alice")  # reaches the allowance: locks in advance
+        throttle.refund_attempt(s, fifth)
     assert failures(engine, "alice") == 4
     assert isinstance(outcome(db, "alice", PASSWORD), float)  # the lock stays
 
@@ -521,12 +521,12 @@ def test_of_two_attempts_racing_for_the_lock_only_one_goes_on(
         if not seen:
             seen.append(throttle.Attempt("", None, None, True))  # only the first time
             with fresh(engine) as rival:
-                seen.append(throttle.reserve(rival, "alice"))
+                seen.append(throttle.count_attempt(rival, "alice"))
         return real_next_delay(previous, settings)
 
     monkeypatch.setattr(throttle, "next_delay", next_delay_with_a_rival)
     with fresh(engine) as s:
-        first = throttle.reserve(s, "alice")
+        first = throttle.count_attempt(s, "alice")
     assert seen[1].allowed is True
     assert first.allowed is False and first.limited_by == "user"
     assert first.retry_after == pytest.approx(get_settings().throttle_base_delay_seconds)
@@ -538,8 +538,8 @@ def test_counter_writes_leave_the_connection_fully_durable(engine, clock) -> Non
     # only; the pooled connection it ran on must be back to the full guarantee (on
     # SQLite, to the configured synchronous=NORMAL).
     with fresh(engine) as s:
-        attempt = throttle.reserve(s, "alice", ip="192.0.2.1")
-        throttle.release_address(s, attempt)
+        attempt = throttle.count_attempt(s, "alice", ip="192.0.2.1")
+        throttle.refund_address(s, attempt)
     query, expected = ("SHOW synchronous_commit", "on")
     if engine.dialect.name == "sqlite":
         query, expected = ("PRAGMA synchronous", 1)
@@ -557,7 +557,7 @@ def test_parallel_attempts_across_names_and_addresses_count_exactly(
 
     def attempt(s: Session) -> object:
         name, ip = pairs.pop()
-        return throttle.reserve(s, name, ip=ip).allowed
+        return throttle.count_attempt(s, name, ip=ip).allowed
 
     assert _parallel(roomy_engine, len(pairs), attempt) == [True] * 40
     assert failures(engine, "alice") == failures(engine, "bob") == 20

@@ -431,7 +431,7 @@ def test_refusals_for_want_of_a_place_never_lock_the_name_out(
         finally:
             release.set()
             busy.result(timeout=10)
-        counter = throttle.status(db, "ana")
+        counter = throttle.current_counter(db, "ana")
         assert counter is not None and counter.failures == 1
         assert client.post("/auth/login", json=ana).status_code == 200
 
@@ -584,13 +584,13 @@ def test_attempts_are_counted_on_the_throttle_pool_not_the_shared_one(
 
     make_user("ana")
     threads: list[str] = []
-    original = auth_routes.begin_attempt
+    original = auth_routes.check_throttle
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.current_thread().name)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(auth_routes, "begin_attempt", spy)
+    monkeypatch.setattr(auth_routes, "check_throttle", spy)
     with TestClient(create_app(Settings(), engine=engine)) as client:
         wrong = {"username": "ana", "password": "not the password"}
         assert client.post("/auth/login", json=wrong).status_code == 401

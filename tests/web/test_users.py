@@ -261,5 +261,5 @@ def test_throttle_reflects_reserve(client: TestClient, db: object, assistant: Ac
 
     assert isinstance(db, Session)
     client.post("/auth/login", json={"username": "desk", "password": "nope"})
-    counter = throttle.status(db, "desk")
+    counter = throttle.current_counter(db, "desk")
     assert counter is not None and counter.failures == 1

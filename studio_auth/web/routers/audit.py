@@ -7,10 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
+from data.db.base import DB_ID_MAX
 from services import audit
-from studio_auth.web.deps import Db, SessionInfo, require_permission
+from services.sessions import SessionInfo
+from studio_auth.web.deps import Db, require_permission
 from studio_auth.web.errors import problem_responses
-from studio_auth.web.schemas import DB_ID_MAX, NAME_MAX, AuditEventOut
+from studio_auth.web.schemas import NAME_MAX, AuditEventOut
 
 router = APIRouter(tags=["audit"])
 

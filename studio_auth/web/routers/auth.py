@@ -8,16 +8,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
+from data.db.base import DB_ID_MAX
 from data.models import User
 from services import permissions, sessions, throttle, users
-from services.auth import begin_attempt, user_info
+from services.auth import UserInfo, check_throttle, user_info
 from services.errors import NotFound, Unavailable
 from services.throttle import Attempt
 from studio_auth.web.deps import AnySession, CurrentSession, Db, Limiter, Sessions, SignIn
 from studio_auth.web.errors import Overloaded, problem_responses
 from studio_auth.web.limiter import Standing
 from studio_auth.web.schemas import (
-    DB_ID_MAX,
     ElevateRequest,
     ElevationResponse,
     LoginRequest,
@@ -34,7 +34,7 @@ router = APIRouter(prefix="/auth", tags=["auth"])
 _AUTHED = (401, 503)
 
 
-def _token_response(token: str, expires_at: Any, user: dict[str, Any]) -> TokenResponse:
+def _token_response(token: str, expires_at: Any, user: UserInfo) -> TokenResponse:
     return TokenResponse(access_token=token, expires_at=expires_at, user=UserOut(**user))
 
 
@@ -50,7 +50,7 @@ async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
 
     def admit() -> Attempt:
         with factory() as db:
-            return begin_attempt(db, username, ip=ip, user_agent=agent)
+            return check_throttle(db, username, ip=ip, user_agent=agent)
 
     # A pool too full for this address's standing (see the limiter) refuses before
     # anything is counted, so a 503 never costs the user an attempt (a race with another
@@ -68,12 +68,14 @@ async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
 
     def give_back() -> None:
         with factory() as db:
-            throttle.not_checked(db, attempt)
+            throttle.refund_attempt(db, attempt)
 
     # Recent failures (under the name, or many from the address) outweigh a known
     # address: under a flood, clean sign-ins keep the pool's last places and go first.
     try:
-        result = await limiter.run_as(work, Standing.SUSPECT if attempt.suspect else standing)
+        result = await limiter.run_as(
+            work, Standing.SUSPECT if attempt.has_recent_failures else standing
+        )
     except Overloaded:
         # Counted, but no password was checked: give back what the count took, so that
         # retries refused for want of a place cannot lock the name out. If even that

@@ -6,13 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, status
 
+from data.db.base import DB_ID_MAX
 from data.models import User
 from services import sessions, throttle, users
 from services.errors import InvalidRequest, NotFound
-from studio_auth.web.deps import Db, Limiter, SessionInfo, Sessions, require_permission
+from services.sessions import SessionInfo
+from studio_auth.web.deps import Db, Limiter, Sessions, require_permission
 from studio_auth.web.errors import problem_responses
 from studio_auth.web.schemas import (
-    DB_ID_MAX,
     PasswordResetRequest,
     RevokedResponse,
     UnlockResponse,

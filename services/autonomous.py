@@ -1,9 +1,10 @@
-"""Writes that must survive whatever the caller does with its session.
+"""Autonomous transactions: writes committed apart from the caller's transaction.
 
-Failed sign-ins, throttle counts and denials are committed independently of the caller's
-transaction, so a caller that never commits (or rolls back) cannot erase them:
-``write_durably`` runs ORM work in a transaction of its own, and ``run_durably`` runs
-Core statements on the sign-in path as cheaply as each database allows (see there).
+Failed sign-ins, throttle counts and denials must be kept whatever the caller then does
+with its session: a caller that never commits, or rolls back, cannot erase them.
+``run_session_work`` runs ORM work in a transaction of its own, and ``run_statements``
+runs Core statements on the sign-in path as cheaply as each database allows (see there).
+"Durable" here means "not undone by the caller", not crash durability.
 
 SQLite has one writer at a time: while the caller's connection holds uncommitted writes,
 a second connection could only wait for it. In that case the work runs on the caller's
@@ -21,7 +22,7 @@ from sqlalchemy import Connection, Engine, event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, SessionTransaction
 
-logger = logging.getLogger("studio_auth.durable")
+logger = logging.getLogger("studio_auth.autonomous")
 
 T = TypeVar("T")
 
@@ -33,7 +34,7 @@ def _holds_sqlite_write_lock(db: Session) -> bool:
     return bool(getattr(driver, "in_transaction", False))
 
 
-def write_durably(db: Session, work: Callable[[Session], T]) -> T:
+def run_session_work(db: Session, work: Callable[[Session], T]) -> T:
     """Run ``work`` and commit it independently of the caller's transaction."""
     if not _holds_sqlite_write_lock(db):
         with Session(bind=db.get_bind(), expire_on_commit=False) as own, own.begin():
@@ -46,11 +47,11 @@ def write_durably(db: Session, work: Callable[[Session], T]) -> T:
         with Session(bind=db.get_bind(), expire_on_commit=False) as own, own.begin():
             work(own)
 
-    unless_committed(db, replay)
+    on_rollback(db, replay)
     return result
 
 
-def run_durably(db: Session, work: Callable[[Connection], T]) -> T:
+def run_statements(db: Session, work: Callable[[Connection], T]) -> T:
     """Run ``work`` on a connection of its own, apart from the caller's transaction, and
     commit it before returning.
 
@@ -64,11 +65,11 @@ def run_durably(db: Session, work: Callable[[Connection], T]) -> T:
     """
     if _holds_sqlite_write_lock(db):
         return _join_caller(db, work)
-    return run_apart(engine_of(db), work)
+    return run_statements_on(engine_of(db), work)
 
 
-def run_apart(engine: Engine, work: Callable[[Connection], T]) -> T:
-    """``run_durably`` for a caller without a session: ``work`` on a connection of its
+def run_statements_on(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """``run_statements`` for a caller without a session: ``work`` on a connection of its
     own, committed before returning."""
     if engine.dialect.name == "sqlite":
         with engine.begin() as conn:
@@ -84,9 +85,9 @@ def _join_caller(db: Session, work: Callable[[Connection], T]) -> T:
     engine = engine_of(db)
 
     def replay() -> None:
-        run_apart(engine, work)
+        run_statements_on(engine, work)
 
-    unless_committed(db, replay)
+    on_rollback(db, replay)
     return result
 
 
@@ -95,7 +96,7 @@ def engine_of(db: Session) -> Engine:
     return bind if isinstance(bind, Engine) else bind.engine
 
 
-def unless_committed(db: Session, action: Callable[[], None]) -> None:
+def on_rollback(db: Session, action: Callable[[], None]) -> None:
     """Call ``action`` once ``db``'s current transaction has ended without a commit: rolled
     back, or closed. Nothing happens if it commits. Savepoints are not the transaction:
     only the outermost one's end counts.
@@ -106,7 +107,7 @@ def unless_committed(db: Session, action: Callable[[], None]) -> None:
     db.info.setdefault(_PENDING, []).append(action)
 
 
-_PENDING = "studio_auth.unless_committed"
+_PENDING = "studio_auth.on_rollback"
 
 
 # Listeners on the Session class (registered once, not per call); they look for pending
