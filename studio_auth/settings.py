@@ -7,7 +7,7 @@ import os
 from functools import cached_property, lru_cache
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///studio_auth.db"
@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     throttle_ip_window_seconds: int = Field(default=900, ge=1, le=86_400)
 
     elevation_minutes: int = Field(default=5, ge=1, le=30)
+
+    # The secret key (see services/keys.py): base64url of 32 random bytes. Without it, a
+    # SQLite database gets a key file beside it; other databases need it set.
+    secret_key: SecretStr | None = None
+    previous_secret_keys: SecretStr | None = None
+    secret_key_file: str | None = None
 
     password_min_length: int = Field(default=12, ge=8, le=64)
     studio_name: str = Field(default="", max_length=200)
