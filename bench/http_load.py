@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """HTTP figures with wrk against a real ``studio-auth serve`` process and the peers.
 
-    python bench/http_load.py [--duration 10] [--targets studio-auth,fastapi-users,django]
+    python bench/http_load.py [--duration 10] [--login-duration 30] [--limit-seconds 4]
+                         [--targets studio-auth,fastapi-users,django]
                          [--skip-overload] [--overload-rounds 3] [--json results.json]
 
 Figures (every load bounded by --duration, on 127.0.0.1 only):
@@ -11,9 +12,9 @@ Figures (every load bounded by --duration, on 127.0.0.1 only):
    more) running bcrypt.checkpw at cost 12 in this process for --limit-seconds (bcrypt
    releases the GIL; this machine has 2 cores). Each login load runs --login-duration
    seconds: wrk counts only the responses that arrive inside its window, so the check
-   each busy core is half-way through when it closes is lost (about 1 % of a 10 s load
-   at 5-10 logins/s, a third of that in 30 s), while the limit's threads finish their
-   last check and are timed to its end.
+   each busy core is half-way through when it closes is lost (a smaller share of a
+   longer load), while the limit's threads finish their last check and are timed to
+   its end.
 3. Requests/s of the authenticated endpoint (GET /auth/me with a bearer token; the peers'
    /users/me and /me) next to the app's bare endpoint (/healthz, /ping), measured
    bare, auth, bare; and the p99 of the bare endpoint, paced at 50 requests/s on one
@@ -55,7 +56,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +76,19 @@ COST = 12
 USERS = [f"user{i}" for i in range(8)]
 ATTACKED = [f"victim{i}" for i in range(5)]
 SPRAY_NAMES = 500
+# Every guessing load: 32 connections each pausing 155 ms between requests, at most 206
+# requests/s: about the overload figure's 200/s once each request's own time is added
+# (the measured rate is reported, not assumed).
+GUESSERS = 32
+GUESS_DELAY_MS = "155"
+# Wrong passwords for the attacked names, which the throttle soon locks.
+ATTACK_GUESSES = ",".join(f"{n}:wrong password {n}" for n in ATTACKED)
+# A spray: a wrong password for a different, unknown name on each request, from addresses
+# of their own, so that every request is one bcrypt check (for an unknown name, a check
+# against the dummy hash) and most are refused for want of a slot. Clean sign-ins must
+# still get theirs.
+SPRAY_GUESSES = ",".join(f"spray{i}:a common password" for i in range(SPRAY_NAMES))
+NO_VALID = "1000000000"  # login.lua's "every Nth request is valid": in effect none
 
 
 # Load threads call ensure_wrk too (overload() runs wrk in the background): one lock, so
@@ -530,116 +544,138 @@ def _ratio_or_none(busy: WrkResult, idle: WrkResult) -> float | None:
     return None if refused else busy.p50_ms / idle.p50_ms
 
 
+def _guessing_env(target: Target, guesses: str, valid_every: str, **extra: str) -> dict[str, str]:
+    """login.lua's settings for a paced load of wrong ``guesses`` from forwarded addresses,
+    every ``valid_every``-th request a valid sign-in for one of the flood's own users."""
+    return target.login_env(
+        USERS[2:],
+        WRK_VALID_EVERY=valid_every,
+        WRK_BAD_USERS=guesses,
+        WRK_XFF="bad",
+        WRK_DELAY_MS=GUESS_DELAY_MS,
+        **extra,
+    )
+
+
+def _guessing_load(
+    target: Target, env: dict[str, str], duration: float
+) -> contextlib.AbstractContextManager[dict[str, WrkResult]]:
+    """The guessers' load in the background, the sign-ins ``env`` describes."""
+    return background_wrk(
+        target.url, "login.lua", connections=GUESSERS, threads=1, duration=duration, env=env
+    )
+
+
+@dataclass
+class RoundProbes:
+    """The paced probes of one overload round and what they saw in each state: /auth/me
+    (paced at 100/s) and a legitimate user signing in every 0.5 s, with the cores used."""
+
+    target: Target
+    duration: float
+    seen: dict[str, tuple[WrkResult, WrkResult]] = field(default_factory=dict)
+    cpu: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def probe(self, state: str) -> None:
+        target, pid = self.target, self.target.pid
+        assert pid is not None
+        legit = target.login_env([USERS[1]], WRK_DELAY_MS="500")
+        with (
+            background_wrk(
+                target.url, "login.lua", connections=1, threads=1, duration=self.duration, env=legit
+            ) as box,
+            cpu_use(pid) as cores,
+        ):
+            me = paced(target, target.me_path, self.duration, 10, True)
+        self.seen[state], self.cpu[state] = (me, box["result"]), cores
+
+    def probe_under(self, state: str, env: dict[str, str]) -> WrkResult:
+        """Probe ``state`` while the guessers send the sign-ins ``env`` describes."""
+        with _guessing_load(self.target, env, self.duration + 1) as load:
+            time.sleep(0.5)
+            self.probe(state)
+        return load["result"]
+
+
+def _probe_flood(probes: RoundProbes, database_url: str) -> tuple[WrkResult, float]:
+    """Probe the flood: its load, and the password checks per second it caused (each one
+    leaves a sign-in event in the audit trail)."""
+    env = _guessing_env(probes.target, ATTACK_GUESSES, valid_every="100")
+    with _guessing_load(probes.target, env, probes.duration + 7) as box:
+        # Probed in the steady state the figure describes ("most throttled"): until each
+        # attacked name has used its free failures, their bcrypt checks fill the pool.
+        time.sleep(6)
+        since = datetime.now(UTC)
+        probes.probe("flood")
+        until = datetime.now(UTC)
+    checks = _bcrypt_checks(database_url, since, until, skip=USERS[1])
+    return box["result"], checks / (until - since).total_seconds()
+
+
+def _burst(target: Target) -> WrkResult:
+    """16 concurrent valid sign-ins for 5 s: the bounded password pool answers 503."""
+    return wrk(
+        target.url,
+        "login.lua",
+        connections=16,
+        threads=2,
+        duration=5,
+        env=target.login_env(USERS[2:]),
+    )
+
+
 def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, Any]:
     """One round of the flood figures on a fresh server that believes X-Forwarded-For from
     127.0.0.1, so the flood's addresses and the legitimate user's are told apart.
 
-    The probes (/auth/me paced at 100/s, one legitimate user signing in every 0.5 s) run
-    in five states: idle; during the flood; with only the flood's password checks (the
-    valid sign-ins and lock expiries it made, counted from the audit trail, replayed as
-    paced valid sign-ins: the work any service must do, and so the physical floor);
-    during the attack alone (the flood without its valid sign-ins); and during a spray of
-    guesses that each reach bcrypt, from addresses of their own. In each state the
-    cores used are read from /proc, by role: the event loop, the throttle and password
-    pools, and the rest of the machine (load generators, probes).
+    The probes run in five states: idle; during the flood; with only the flood's password
+    checks (the valid sign-ins and lock expiries it made, counted from the audit trail,
+    replayed as paced valid sign-ins: the work any service must do, and so the physical
+    floor); during the attack alone (the flood without its valid sign-ins); and during a
+    spray of guesses that each reach bcrypt, from addresses of their own. In each state
+    the cores used are read from /proc, by role: the event loop, the throttle and
+    password pools, and the rest of the machine (load generators, probes).
     """
     workdir.mkdir()
     database_url = f"sqlite:///{workdir / 'studio_auth.db'}"
-    states: dict[str, tuple[WrkResult, WrkResult]] = {}
     with studio_auth_server(workdir, trusted_proxies="127.0.0.1/32") as target:
         target.sign_in(USERS[0])
-        legit = target.login_env([USERS[1]], WRK_DELAY_MS="500")
-        pid = target.pid
-        assert pid is not None
-        cpu: dict[str, dict[str, float]] = {}  # cores used in each state, by role
-
-        def probe(state: str) -> None:
-            with (
-                background_wrk(
-                    target.url, "login.lua", connections=1, threads=1, duration=duration, env=legit
-                ) as box,
-                cpu_use(pid) as cores,
-            ):
-                me = paced(target, target.me_path, duration, 10, True)
-            states[state], cpu[state] = (me, box["result"]), cores
-
-        probe("idle")
-        attack = {
-            "WRK_BAD_USERS": ",".join(f"{n}:wrong password {n}" for n in ATTACKED),
-            "WRK_XFF": "bad",
-            # 32 connections each pausing 155 ms between requests: at most 206 requests/s,
-            # the issue's 200/s once each request's own few milliseconds are added (the
-            # measured rate is reported, not assumed).
-            "WRK_DELAY_MS": "155",
-        }
-        flood_env = target.login_env(USERS[2:], WRK_VALID_EVERY="100", **attack)
-        with background_wrk(
-            target.url, "login.lua", connections=32, threads=1, duration=duration + 7, env=flood_env
-        ) as box:
-            # Measured in the steady state the figure describes ("most throttled"): in the
-            # first seconds each attacked name still has its free attempts, and their
-            # bcrypt checks (about 30) keep the password pool full for about three seconds.
-            time.sleep(6)
-            since = datetime.now(UTC)
-            probe("flood")
-            until = datetime.now(UTC)
-        flood = box["result"]
-        checks = _bcrypt_checks(database_url, since, until, skip=USERS[1])
-        check_rate = checks / (until - since).total_seconds()
+        probes = RoundProbes(target, duration)
+        probes.probe("idle")
+        flood, check_rate = _probe_flood(probes, database_url)
         with paced_sign_ins(target, USERS[2:], check_rate, duration + 1) as floor_statuses:
             time.sleep(0.5)
-            probe("floor")
-
-        def under_load(state: str, env: dict[str, str]) -> WrkResult:
-            """Probe ``state`` while 32 connections send the sign-ins ``env`` describes."""
-            with background_wrk(
-                target.url, "login.lua", connections=32, threads=1, duration=duration + 1, env=env
-            ) as load:
-                time.sleep(0.5)
-                probe(state)
-            return load["result"]
-
-        attack_env = target.login_env(USERS[2:], WRK_VALID_EVERY="1000000000", **attack)
-        attack_result = under_load("attack", attack_env)
-        # A spray: a wrong password for a different, unknown name on each request, from
-        # addresses of their own, so that every request is one bcrypt check (for an
-        # unknown name, a check against the dummy hash) and most are refused for want of
-        # a place. Clean sign-ins must still get theirs.
-        spray = ",".join(f"spray{i}:a common password" for i in range(SPRAY_NAMES))
-        spray_env = target.login_env(
-            USERS[2:],
-            WRK_VALID_EVERY="1000000000",
-            WRK_BAD_USERS=spray,
-            WRK_XFF="bad",
-            WRK_XFF_BAD="192.0.2.",
-            WRK_DELAY_MS=attack["WRK_DELAY_MS"],
-        )
-        spray_result = under_load("spray", spray_env)
-        burst_result = None
-        if burst:
-            burst_result = wrk(
-                target.url,
-                "login.lua",
-                connections=16,
-                threads=2,
-                duration=5,
-                env=target.login_env(USERS[2:]),
-            )
-    idle_me, idle_login = states["idle"]
+            probes.probe("floor")
+        attack = probes.probe_under("attack", _guessing_env(target, ATTACK_GUESSES, NO_VALID))
+        spray_env = _guessing_env(target, SPRAY_GUESSES, NO_VALID, WRK_XFF_BAD="192.0.2.")
+        spray = probes.probe_under("spray", spray_env)
+        burst_result = _burst(target) if burst else None
     out: dict[str, Any] = {
         "flood_rps": flood.rate(),
         "flood_statuses": flood.statuses,
         "flood_checks_per_s": check_rate,
         "floor_statuses": dict(floor_statuses),
-        "attack_rps": attack_result.rate(),
-        "spray_rps": spray_result.rate(),
-        "spray_statuses": spray_result.statuses,
+        "attack_rps": attack.rate(),
+        "spray_rps": spray.rate(),
+        "spray_statuses": spray.statuses,
+    }
+    out |= _probe_figures(probes)
+    if burst_result is not None:
+        out["burst_statuses"] = burst_result.statuses
+        out["burst_p50_ms"] = burst_result.p50_ms
+    return out
+
+
+def _probe_figures(probes: RoundProbes) -> dict[str, Any]:
+    """What the probes saw idle, and in each loaded state next to idle."""
+    idle_me, idle_login = probes.seen["idle"]
+    out: dict[str, Any] = {
         "me_p99_idle_ms": idle_me.p99_ms,
         "login_p50_idle_ms": idle_login.p50_ms,
-        "cpu": cpu,
+        "cpu": probes.cpu,
     }
     for state in LOADED:
-        me, login = states[state]
+        me, login = probes.seen[state]
         out[state] = {
             "me_p99_ms": me.p99_ms,
             "me_ratio": me.p99_ms / idle_me.p99_ms,
@@ -647,9 +683,6 @@ def overload_round(workdir: Path, duration: float, *, burst: bool) -> dict[str, 
             "login_ratio": _ratio_or_none(login, idle_login),
             "legit_statuses": login.statuses,
         }
-    if burst_result is not None:
-        out["burst_statuses"] = burst_result.statuses
-        out["burst_p50_ms"] = burst_result.p50_ms
     return out
 
 
@@ -678,33 +711,44 @@ def format_spread(spread: dict[str, Any]) -> str:
 def overload(workdir: Path, duration: float, rounds: int = 3) -> dict[str, Any]:
     """The flood figures over ``rounds`` rounds, each on a fresh server (the idle p99 and
     the flood's tail move from run to run: one round is not a figure). Medians, with the
-    range, for the flood, for its password checks alone (the floor) and for the attack
-    alone."""
+    range, for the flood, for its password checks alone (the floor), for the attack
+    alone and for the spray."""
     per_round = []
     for i in range(rounds):
         result = overload_round(workdir / f"round{i + 1}", duration, burst=i == 0)
         per_round.append(result)
-        print(
-            f"  round {i + 1}: flood {result['flood_rps']:.0f} req/s "
-            f"({result['flood_checks_per_s']:.2f} password checks/s) {result['flood_statuses']}"
-            f"; spray {result['spray_rps']:.0f} req/s {result['spray_statuses']}"
+        _print_round(i + 1, result)
+    summary = _summarize(per_round)
+    _print_summary(summary, rounds)
+    return summary
+
+
+def _print_round(number: int, result: dict[str, Any]) -> None:
+    print(
+        f"  round {number}: flood {result['flood_rps']:.0f} req/s "
+        f"({result['flood_checks_per_s']:.2f} password checks/s) {result['flood_statuses']}"
+        f"; spray {result['spray_rps']:.0f} req/s {result['spray_statuses']}"
+    )
+    print(
+        f"    /auth/me p99: idle {result['me_p99_idle_ms']:.1f} ms; "
+        + "; ".join(
+            f"{state} {result[state]['me_p99_ms']:.1f} ms = {result[state]['me_ratio']:.2f}x"
+            for state in LOADED
         )
-        print(
-            f"    /auth/me p99: idle {result['me_p99_idle_ms']:.1f} ms; "
-            + "; ".join(
-                f"{state} {result[state]['me_p99_ms']:.1f} ms = {result[state]['me_ratio']:.2f}x"
-                for state in LOADED
-            )
+    )
+    print(
+        f"    legitimate login p50: idle {result['login_p50_idle_ms']:.0f} ms; "
+        + "; ".join(
+            f"{state} {result[state]['login_p50_ms']:.0f} ms {result[state]['legit_statuses']}"
+            for state in LOADED
         )
-        print(
-            f"    legitimate login p50: idle {result['login_p50_idle_ms']:.0f} ms; "
-            + "; ".join(
-                f"{state} {result[state]['login_p50_ms']:.0f} ms {result[state]['legit_statuses']}"
-                for state in LOADED
-            )
-        )
-        for state in STATES:
-            print(f"    cores used, {state:6s}: {format_cpu(result['cpu'][state])}")
+    )
+    for state in STATES:
+        print(f"    cores used, {state:6s}: {format_cpu(result['cpu'][state])}")
+
+
+def _summarize(per_round: list[dict[str, Any]]) -> dict[str, Any]:
+    """Medians and ranges over the rounds; the burst is the first round's."""
     summary: dict[str, Any] = {"rounds": per_round}
     for state in LOADED:
         summary[state] = {
@@ -717,37 +761,48 @@ def overload(workdir: Path, duration: float, rounds: int = 3) -> dict[str, Any]:
         }
         for state in STATES
     }
+
+    def median(get: Callable[[dict[str, Any]], float]) -> float:
+        return statistics.median(get(r) for r in per_round)
+
     first = per_round[0]
     summary.update(
         {
-            "flood_rps": statistics.median(r["flood_rps"] for r in per_round),
-            "me_p99_idle_ms": statistics.median(r["me_p99_idle_ms"] for r in per_round),
-            "me_p99_flood_ms": statistics.median(r["flood"]["me_p99_ms"] for r in per_round),
-            "login_p50_idle_ms": statistics.median(r["login_p50_idle_ms"] for r in per_round),
-            "login_p50_flood_ms": statistics.median(r["flood"]["login_p50_ms"] for r in per_round),
+            "flood_rps": median(lambda r: r["flood_rps"]),
+            "me_p99_idle_ms": median(lambda r: r["me_p99_idle_ms"]),
+            "me_p99_flood_ms": median(lambda r: r["flood"]["me_p99_ms"]),
+            "login_p50_idle_ms": median(lambda r: r["login_p50_idle_ms"]),
+            "login_p50_flood_ms": median(lambda r: r["flood"]["login_p50_ms"]),
             "burst_statuses": first.get("burst_statuses"),
             "burst_p50_ms": first.get("burst_p50_ms"),
         }
     )
+    return summary
+
+
+STATE_LABELS = {
+    "flood": "the flood",
+    "floor": "its password checks alone (floor)",
+    "attack": "the attack alone",
+    "spray": "a spray of guesses",
+}
+
+
+def _print_summary(summary: dict[str, Any], rounds: int) -> None:
     print(f"  over {rounds} rounds, median (range) of the ratio to idle:")
-    for state, label in (
-        ("flood", "the flood"),
-        ("floor", "its password checks alone (floor)"),
-        ("attack", "the attack alone"),
-        ("spray", "a spray of guesses"),
-    ):
+    for state in LOADED:
+        me, login = (format_spread(summary[state][key]) for key in ("me_ratio", "login_ratio"))
         print(
-            f"    {label:34s} /auth/me p99 {format_spread(summary[state]['me_ratio'])} (goal <= 2);"
-            f" legitimate login p50 {format_spread(summary[state]['login_ratio'])} (goal <= 1.3)"
+            f"    {STATE_LABELS[state]:34s} /auth/me p99 {me} (goal <= 2);"
+            f" legitimate login p50 {login} (goal <= 1.3)"
         )
     print("  cores used, median over the rounds:")
     for state in STATES:
         print(f"    {state:6s}: {format_cpu(summary['cpu'][state])}")
     print(
-        f"  burst of 16 concurrent logins for 5 s: statuses {first.get('burst_statuses')}, "
-        f"p50 {first.get('burst_p50_ms', 0):.0f} ms"
+        f"  burst of 16 concurrent logins for 5 s: statuses {summary['burst_statuses']}, "
+        f"p50 {summary['burst_p50_ms'] or 0:.0f} ms"
     )
-    return summary
 
 
 def main() -> int:
