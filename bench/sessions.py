@@ -10,7 +10,8 @@ nothing else in it is touched). For each backend it times, per call:
 - resolve:          resolve_session() on an open Session, no last-seen write due
 - request:          a new Session, resolve_session(), close: what one HTTP request pays
 - resolve + touch:  resolve_session() with the last-seen write due on every call (the
-                    worst case; normally it happens at most once a minute per session)
+                    worst case; normally it happens at most once per session every
+                    STUDIO_AUTH_SESSION_TOUCH_SECONDS)
 
 Each column stops after --calls calls or --budget seconds, whichever comes first. The
 ratio is median(column) / median(bcrypt.checkpw at --cost), measured in the same run.
@@ -27,8 +28,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, make_url, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 PASSWORD = "a long and quite ordinary passphrase"
 
@@ -50,13 +57,11 @@ def _sample(func: Callable[[], object], calls: int, budget: float) -> list[float
 
 
 @contextmanager
-def _engines() -> Iterator[list[tuple[str, object]]]:
-    from sqlalchemy import make_url, text
-
+def _engines() -> Iterator[list[tuple[str, Engine]]]:
     from data.db.session import make_engine
     from data.migrations import upgrade
 
-    engines: list[tuple[str, object]] = []
+    engines: list[tuple[str, Engine]] = []
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = make_engine(f"sqlite:///{Path(tmp) / 'bench.db'}")
         upgrade(sqlite)
@@ -81,6 +86,68 @@ def _engines() -> Iterator[list[tuple[str, object]]]:
                 pg.dispose()
 
 
+def _bcrypt_unit(cost: int, checks: int) -> float:
+    """The median bcrypt.checkpw at ``cost``, in seconds: every ratio's denominator."""
+    import bcrypt
+
+    stored = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(cost))
+    samples = _sample(lambda: bcrypt.checkpw(PASSWORD.encode(), stored), checks, 60)
+    unit = statistics.median(samples)
+    print(f"bcrypt.checkpw cost {cost}: median {unit * 1e3:.1f} ms ({len(samples)} checks)")
+    return unit
+
+
+def _issue_token(factory: sessionmaker[Session]) -> str:
+    """A valid session token for a new account."""
+    import bcrypt
+
+    from data.models import Role, User
+    from services.sessions import issue_session
+
+    with factory() as db:
+        # The account's own hash cost does not matter to resolve: keep set-up fast.
+        user = User(
+            username="alice",
+            password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode(),
+            role=Role.ASSISTANT,
+        )
+        db.add(user)
+        db.flush()
+        token = issue_session(db, user.id, ip="127.0.0.1", user_agent="bench").token
+        db.commit()
+    return token
+
+
+def _columns(
+    factory: sessionmaker[Session], token: str, calls: int, budget: float
+) -> dict[str, list[float]]:
+    """The module docstring's three columns for ``token``, in seconds per call."""
+    from services.sessions import resolve_session
+    from studio_auth.settings import reset_settings
+
+    def request() -> None:
+        with factory() as own:
+            assert resolve_session(own, token) is not None
+
+    with factory() as db:
+
+        def resolve() -> None:
+            assert resolve_session(db, token) is not None
+
+        columns = {
+            "resolve": _sample(resolve, calls, budget),
+            "request": _sample(request, calls, budget),
+        }
+        os.environ["STUDIO_AUTH_SESSION_TOUCH_SECONDS"] = "0"
+        reset_settings()
+        try:
+            columns["resolve + touch"] = _sample(resolve, calls, budget)
+        finally:
+            del os.environ["STUDIO_AUTH_SESSION_TOUCH_SECONDS"]
+            reset_settings()
+    return columns
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
@@ -90,57 +157,15 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("STUDIO_AUTH_ENV", "development")
 
-    import bcrypt
-    from sqlalchemy import Engine
-
     from data.db.session import make_sessionmaker
-    from data.models import Role, User
-    from services.sessions import issue_session, resolve_session
-    from studio_auth.settings import reset_settings
 
-    stored = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(args.cost))
-    checks = _sample(lambda: bcrypt.checkpw(PASSWORD.encode(), stored), args.checks, 60)
-    unit = statistics.median(checks)
-    print(f"bcrypt.checkpw cost {args.cost}: median {unit * 1e3:.1f} ms ({len(checks)} checks)")
+    unit = _bcrypt_unit(args.cost, args.checks)
     print(f"up to {args.calls} calls or {args.budget:g} s per column; times in microseconds")
-
     with _engines() as engines:
         for backend, engine in engines:
-            assert isinstance(engine, Engine)
             factory = make_sessionmaker(engine)
-            with factory() as db:
-                # The account's own hash cost does not matter to resolve: keep set-up fast.
-                user = User(
-                    username="alice",
-                    password_hash=bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode(),
-                    role=Role.ASSISTANT,
-                )
-                db.add(user)
-                db.flush()
-                token = issue_session(db, user.id, ip="127.0.0.1", user_agent="bench").token
-                db.commit()
-
-            def request(token: str = token, factory: object = factory) -> None:
-                with factory() as own:  # type: ignore[operator]
-                    assert resolve_session(own, token) is not None
-
-            with factory() as db:
-
-                def resolve(token: str = token, db: object = db) -> None:
-                    assert resolve_session(db, token) is not None  # type: ignore[arg-type]
-
-                columns = {
-                    "resolve": _sample(resolve, args.calls, args.budget),
-                    "request": _sample(request, args.calls, args.budget),
-                }
-                os.environ["STUDIO_AUTH_SESSION_TOUCH_SECONDS"] = "0"
-                reset_settings()
-                try:
-                    columns["resolve + touch"] = _sample(resolve, args.calls, args.budget)
-                finally:
-                    del os.environ["STUDIO_AUTH_SESSION_TOUCH_SECONDS"]
-                    reset_settings()
-
+            token = _issue_token(factory)
+            columns = _columns(factory, token, args.calls, args.budget)
             print(f"\n[{backend}]")
             for name, samples in columns.items():
                 ratio = statistics.median(samples) / unit
