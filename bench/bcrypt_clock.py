@@ -2,9 +2,9 @@
 
 Figure 1 asks what ``authenticate()`` adds to the bcrypt check it runs. Comparing the
 median of whole calls with the median of separate raw checks carries bcrypt's own
-spread (about 10 % between single checks on a shared machine) into a difference of a
-few tenths of a percent. Timing the bcrypt calls inside each call as well, the
-difference is measured on the same call and bcrypt's spread cancels.
+spread between single checks, far larger than what a call adds, into that difference.
+Timing the bcrypt calls inside each call as well, the difference is measured on the
+same call and bcrypt's spread cancels.
 
 Standard library only: ``bench/peers/django_app.py`` imports it inside Django's
 virtualenv too.
