@@ -687,14 +687,14 @@ def _probe_figures(probes: RoundProbes) -> dict[str, Any]:
 
 
 def _spread(values: list[float | None]) -> dict[str, Any]:
-    known = [v for v in values if v is not None]
-    if not known:
+    measured = [v for v in values if v is not None]
+    if not measured:
         return {"median": None, "min": None, "max": None, "unmeasured": len(values)}
     return {
-        "median": statistics.median(known),
-        "min": min(known),
-        "max": max(known),
-        "unmeasured": len(values) - len(known),
+        "median": statistics.median(measured),
+        "min": min(measured),
+        "max": max(measured),
+        "unmeasured": len(values) - len(measured),
     }
 
 
