@@ -63,7 +63,8 @@ from studio_auth.settings import Settings, get_settings
 
 # Bounds the work spent hashing a name or address that cannot be one.
 _RAW_HASH_LIMIT = 1024
-_table = ThrottleCounter.__table__
+# The counter table's columns, for Core statements.
+_c = ThrottleCounter.__table__.c
 
 
 class Account(NamedTuple):
@@ -156,90 +157,118 @@ class _Statements:
 
 
 _AT = bindparam("at", type_=UTCDateTime())
+# The dialect's INSERT, for its ON CONFLICT clause.
+_Insert = Callable[[type[ThrottleCounter]], postgresql.Insert | sqlite.Insert]
 
 
 @functools.cache
 def _statements(dialect: str) -> _Statements:
+    """The statements for ``dialect``, built on its first use."""
     if dialect == "postgresql":
         # Counter writes are acknowledged before their WAL flush; set_config with
         # is_local=true holds for the statement's own transaction only (see the module
-        # docstring).
-        flags: tuple[Any, ...] = (func.set_config("synchronous_commit", "off", True),)
-        insert_: Any = postgresql.insert
+        # docstring). It is returned as a column so that it runs inside the statement.
+        async_commit: tuple[Any, ...] = (func.set_config("synchronous_commit", "off", True),)
+        insert_: _Insert = postgresql.insert
     elif dialect == "sqlite":
-        flags = ()
+        async_commit = ()
         insert_ = sqlite.insert
     else:
         raise Unavailable(f"throttling is not supported on {dialect}")
-    c = ThrottleCounter.__table__.c
-    first = {"key": bindparam("k"), "failures": 1, "window_start": _AT, "last_failure_at": _AT}
-    expired = c.window_start <= bindparam("cutoff", type_=UTCDateTime())
-    # An update takes its times from the row it replaces (``excluded``) rather than a
-    # parameter of its own: on SQLite every use of a parameter is bound, and converted,
-    # separately.
-    counting_ip = insert_(ThrottleCounter).values(first)
-    proposed = counting_ip.excluded
-    count_ip = counting_ip.on_conflict_do_update(
-        index_elements=[c.key],
+    return _Statements(
+        count_ip=_count_ip(insert_, async_commit),
+        count_user=_count_user(insert_, async_commit),
+        lock=_lock(async_commit),
+        release_ip=_release_ip(async_commit),
+        release_user=_release_user(async_commit),
+    )
+
+
+def _first_failure() -> dict[str, Any]:
+    """The values of a key's first counted attempt."""
+    return {"key": bindparam("k"), "failures": 1, "window_start": _AT, "last_failure_at": _AT}
+
+
+# The updates below take their times from the row they replace (``excluded``) rather than
+# a parameter of their own: on SQLite every use of a parameter is bound, and converted,
+# separately.
+
+
+def _count_ip(insert_: _Insert, async_commit: tuple[Any, ...]) -> ReturningInsert[Any]:
+    """Count an attempt from an address in its fixed window, restarting an expired window."""
+    expired = _c.window_start <= bindparam("cutoff", type_=UTCDateTime())
+    counting = insert_(ThrottleCounter).values(_first_failure())
+    return counting.on_conflict_do_update(
+        index_elements=[_c.key],
         set_={
-            "failures": case((expired, 1), else_=c.failures + 1),
-            "window_start": case((expired, proposed.window_start), else_=c.window_start),
-            "last_failure_at": proposed.last_failure_at,
+            "failures": case((expired, 1), else_=_c.failures + 1),
+            "window_start": case((expired, counting.excluded.window_start), else_=_c.window_start),
+            "last_failure_at": counting.excluded.last_failure_at,
         },
-    ).returning(c.failures, c.window_start, *flags)
-    # The account behind the name is read in the same statement (one round trip).
+    ).returning(_c.failures, _c.window_start, *async_commit)
+
+
+def _count_user(insert_: _Insert, async_commit: tuple[Any, ...]) -> ReturningInsert[Any]:
+    """Count an attempt under a name, starting afresh if its account has signed in since
+    the last count, and return the account behind the name too (one round trip)."""
     owner = User.username_key == bindparam("name")
     account = [
         select(column).where(owner).scalar_subquery().label(column.key)
         for column in (User.id, User.password_hash, User.is_active)
     ]
     signed_in = select(User.sign_in_count).where(owner).scalar_subquery()
-    counting = insert_(ThrottleCounter).values({**first, "sign_in_count": signed_in})
-    # The account has signed in since this name's last count: start it afresh.
+    counting = insert_(ThrottleCounter).values({**_first_failure(), "sign_in_count": signed_in})
     seen = counting.excluded.sign_in_count
-    fresh = c.sign_in_count.is_distinct_from(seen)
-    count_user = counting.on_conflict_do_update(
-        index_elements=[c.key],
+    fresh = _c.sign_in_count.is_distinct_from(seen)
+    return counting.on_conflict_do_update(
+        index_elements=[_c.key],
         set_={
-            "failures": case((fresh, 1), else_=c.failures + 1),
-            "blocked_until": case((fresh, null()), else_=c.blocked_until),
-            "window_start": case((fresh, counting.excluded.window_start), else_=c.window_start),
+            "failures": case((fresh, 1), else_=_c.failures + 1),
+            "blocked_until": case((fresh, null()), else_=_c.blocked_until),
+            "window_start": case((fresh, counting.excluded.window_start), else_=_c.window_start),
             "last_failure_at": counting.excluded.last_failure_at,
             "sign_in_count": seen,
         },
-    ).returning(c.failures, c.blocked_until, c.window_start, *account, *flags)
-    # Compare-and-set: the lock is taken only if nobody has changed it since this attempt
-    # counted itself, so of several parallel attempts past the allowance exactly one wins.
-    lock = (
+    ).returning(_c.failures, _c.blocked_until, _c.window_start, *account, *async_commit)
+
+
+def _lock(async_commit: tuple[Any, ...]) -> ReturningUpdate[Any]:
+    """Lock a name, only if nobody has changed its lock since this attempt counted itself
+    (compare-and-set): of several parallel attempts past the allowance exactly one wins."""
+    return (
         update(ThrottleCounter)
         .where(
-            c.key == bindparam("k"),
-            c.blocked_until.is_not_distinct_from(bindparam("seen", type_=UTCDateTime())),
+            _c.key == bindparam("k"),
+            _c.blocked_until.is_not_distinct_from(bindparam("seen", type_=UTCDateTime())),
         )
         .values(window_start=_AT, blocked_until=bindparam("until", type_=UTCDateTime()))
-        .returning(c.key, *flags)
+        .returning(_c.key, *async_commit)
     )
-    # Give back a success's slot, unless the window has since been restarted.
-    release_ip = (
+
+
+def _release_ip(async_commit: tuple[Any, ...]) -> Update:
+    """Give back a success's slot, unless the address's window has since restarted."""
+    release = (
         update(ThrottleCounter)
         .where(
-            c.key == bindparam("k"),
-            c.window_start == bindparam("started", type_=UTCDateTime()),
-            c.failures > 0,
+            _c.key == bindparam("k"),
+            _c.window_start == bindparam("started", type_=UTCDateTime()),
+            _c.failures > 0,
         )
-        .values(failures=c.failures - literal(1))
+        .values(failures=_c.failures - literal(1))
     )
-    # Give back a name's count for an attempt that never checked a password. Its lock,
-    # if it took one in advance, stays: erring toward more waiting, never fewer counts.
-    release_user = (
+    return release.returning(*async_commit) if async_commit else release
+
+
+def _release_user(async_commit: tuple[Any, ...]) -> Update:
+    """Give back a name's count for an attempt that never checked a password. Its lock, if
+    it took one in advance, stays: erring toward more waiting, never fewer counts."""
+    release = (
         update(ThrottleCounter)
-        .where(c.key == bindparam("k"), c.failures > 0)
-        .values(failures=c.failures - literal(1))
+        .where(_c.key == bindparam("k"), _c.failures > 0)
+        .values(failures=_c.failures - literal(1))
     )
-    if flags:
-        release_ip = release_ip.returning(*flags)
-        release_user = release_user.returning(*flags)
-    return _Statements(count_ip, count_user, lock, release_ip, release_user)
+    return release.returning(*async_commit) if async_commit else release
 
 
 def _count(conn: Connection, username: object, ip: str | None, user_agent: str | None) -> Attempt:
@@ -290,7 +319,7 @@ def _decide(conn: Connection, username: object, ip: str | None) -> Attempt:
         params = {"k": u_key, "seen": blocked_until, "at": at, "until": until}
         if conn.execute(sql.lock, params).first() is None:
             # A parallel attempt took the lock first: this one waits like any other.
-            query = select(_table.c.blocked_until).where(_table.c.key == u_key)
+            query = select(_c.blocked_until).where(_c.key == u_key)
             current = conn.scalar(query)
             wait = max((current - at).total_seconds(), 1.0) if current else 1.0
             return Attempt(u_key, a_key, window_start, False, wait, "user")
@@ -377,7 +406,7 @@ def forget_failures(db: Session, attempt: Attempt) -> None:
     on_rollback(db, forget)
 
 
-_FORGET = delete(ThrottleCounter).where(_table.c.key == bindparam("k"))
+_FORGET = delete(ThrottleCounter).where(_c.key == bindparam("k"))
 
 
 def unlock(db: Session, username: str, *, actor_id: int | None = None) -> bool:
