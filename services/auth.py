@@ -8,14 +8,14 @@ long to wait.
 
 from __future__ import annotations
 
-import functools
 import secrets
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, NoReturn, TypedDict
 
-from sqlalchemy import Executable, Row, bindparam, insert, select, update
+from sqlalchemy import Row, Select, bindparam, insert, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from data.db.base import UTCDateTime
 from data.models import AuditEvent, User, normalize_username
@@ -119,60 +119,102 @@ def check_credentials(
     address (ValueError if it is for another name); without it the attempt is counted
     here.
     """
-    # The statement that counted the attempt also read the account. Unless the caller
-    # has a transaction open (whose own changes the check must see), that read serves:
-    # it is committed data, and the stamp's guard refuses a sign-in if the account
-    # changed since (an attempt counted before queueing for the password pool).
-    counted_read = not db.in_transaction()
+    # The statement that counts the attempt also reads the account. That read is
+    # committed data: it serves unless the caller has a transaction open, whose own
+    # changes the check must see. The stamp refuses the sign-in if the account has
+    # changed since (while the attempt waited for a password worker, say).
+    counted_read_serves = not db.in_transaction()
     if attempt is None:
         attempt = check_throttle(db, username, ip=ip, user_agent=user_agent)
     elif attempt.user_key != throttle.user_key(username):
         raise ValueError("the attempt was counted for another username")
-    agent = {"user_agent": user_agent} if user_agent else {}
-    try:
-        candidates = passwords.password_candidates(password)
-    except (TypeError, ValueError):
-        candidates = None
-    account = None
-    if candidates:
-        account = attempt.account if counted_read else _find_account(db, username)
-    result = passwords.check(candidates, account.password_hash) if account and candidates else None
-    if result is None and candidates:
+    candidates = _password_candidates(password)
+    if candidates is None:
+        # Not a possible password: refused without bcrypt, which reveals nothing about
+        # the name, as the input alone decides.
+        _refuse(db, None, username, ip=ip, user_agent=user_agent)
+    account = attempt.account if counted_read_serves else _find_account(db, username)
+    result = passwords.check(candidates, account.password_hash) if account else None
+    if result is None:
         # No account, or an unusable stored hash: check against a dummy hash anyway so
         # that every failure costs one real bcrypt check and response times do not
-        # reveal which usernames exist (the specification's timing-attack warning).
+        # reveal which usernames exist (ASVS 5.0 6.3.8, the specification's warning).
         passwords.check(candidates, passwords.dummy_hash())
-    info = None
     if account and result and result.ok and account.is_active:
         new_hash = passwords.hash_password(password) if result.needs_rehash else None
-        # The right password was given: give the address its slot back, then stamp the
-        # sign-in in the caller's transaction (which also tells the throttle to forget
-        # the name's failures). The stamp is guarded: if the account was deactivated or
-        # its password changed while the password was being checked, this sign-in fails.
-        throttle.refund_address(db, attempt)
-        event = build_event(
-            "login", "success", user_id=account.id, username=username, ip=ip, detail=agent
-        )
-        info = _mark_signed_in(db, account, new_hash, event)
+        info = _sign_in(db, attempt, account, new_hash, username, ip=ip, user_agent=user_agent)
         if info is not None:
-            throttle.forget_failures(db, attempt)
-    if info is None:
-        try:
-            commit_event(
-                db,
-                "login",
-                "failure",
-                user_id=account.id if account else None,
-                username=username,
-                ip=ip,
-                detail=agent,
-            )
-        except SQLAlchemyError as exc:
-            raise Unavailable(
-                f"sign-in refused: the audit trail failed ({exc.__class__.__name__})"
-            ) from None
-        raise InvalidCredentials
+            return info
+    _refuse(db, account, username, ip=ip, user_agent=user_agent)
+
+
+def _password_candidates(password: object) -> list[bytes] | None:
+    """What to check for ``password`` (see ``passwords.password_candidates``), or None
+    when it cannot be a password."""
+    try:
+        return passwords.password_candidates(password)
+    except (TypeError, ValueError):
+        return None
+
+
+def _client_detail(user_agent: str | None) -> dict[str, Any]:
+    return {"user_agent": user_agent} if user_agent else {}
+
+
+def _sign_in(
+    db: Session,
+    attempt: throttle.Attempt,
+    account: throttle.Account,
+    new_hash: str | None,
+    username: str,
+    *,
+    ip: str | None,
+    user_agent: str | None,
+) -> UserInfo | None:
+    """Complete a sign-in whose password was right: give the address its slot back,
+    stamp the sign-in in the caller's transaction and have the throttle forget the
+    name's failures. Returns the info dict, or None (nothing stamped) if the account was
+    deactivated or its password changed while the password was being checked."""
+    throttle.refund_address(db, attempt)
+    event = build_event(
+        "login",
+        "success",
+        user_id=account.id,
+        username=username,
+        ip=ip,
+        detail=_client_detail(user_agent),
+    )
+    info = _mark_signed_in(db, account, new_hash, event)
+    if info is not None:
+        throttle.forget_failures(db, attempt)
     return info
+
+
+def _refuse(
+    db: Session,
+    account: throttle.Account | None,
+    username: str,
+    *,
+    ip: str | None,
+    user_agent: str | None,
+) -> NoReturn:
+    """Record a failed sign-in apart from the caller's transaction and raise
+    ``InvalidCredentials``; ``Unavailable`` if the failure cannot be recorded."""
+    try:
+        commit_event(
+            db,
+            "login",
+            "failure",
+            user_id=account.id if account else None,
+            username=username,
+            ip=ip,
+            detail=_client_detail(user_agent),
+        )
+    except SQLAlchemyError as exc:
+        raise Unavailable(
+            f"sign-in refused: the audit trail failed ({exc.__class__.__name__})"
+        ) from None
+    raise InvalidCredentials
 
 
 _ACCOUNT = select(User.id, User.password_hash, User.is_active).where(
@@ -191,45 +233,27 @@ def _find_account(db: Session, username: object) -> throttle.Account | None:
     return None if row is None else throttle.Account(*row)
 
 
-def _mark_signed_in(
-    db: Session, account: throttle.Account, new_hash: str | None, event: dict[str, Any]
-) -> UserInfo | None:
-    """Set ``last_login`` (and the upgraded hash) in the caller's transaction, only if the
-    account is still active with the hash that was checked, and add the ``event`` that
-    records the sign-in; the info dict, or None (and no event) if the account changed."""
-    conn = db.connection()
-    params: dict[str, Any] = {"uid": account.id, "checked": account.password_hash, "stamp": now()}
-    if new_hash is not None:
-        params["new_hash"] = new_hash
-    together = conn.dialect.name == "postgresql"
-    if together:
-        params.update({f"event_{name}": value for name, value in event.items()})
-    row = conn.execute(_stamp(new_hash is not None, together), params).first()
-    if row is None:
-        return None
-    if not together:
-        insert_event(conn, event)
-    log_event(event)
-    loaded = db.identity_map.get(identity_key(User, row.id))
-    if loaded is not None:
-        # The caller holds this user: its next read of these fields sees the update.
-        db.expire(loaded, ["last_login", "sign_in_count", "password_hash", "updated_at"])
-    return user_info(row)
+class _Stamp(NamedTuple):
+    """One form of the sign-in stamp, as two statements: ``update`` alone, after which
+    the caller inserts the audit event, and ``update_and_log``, which also inserts the
+    event, only if the stamp matched, in the same statement (on PostgreSQL: one round
+    trip fewer on every sign-in)."""
+
+    update: ReturningUpdate[Any]
+    update_and_log: Select[Any]
 
 
-@functools.cache
-def _stamp(rehash: bool, with_event: bool) -> Executable:
-    """The guarded sign-in stamp, setting the upgraded hash too if ``rehash``; with
-    ``with_event`` (PostgreSQL) it also inserts the audit event, only if the stamp
-    matched, in the same statement: one round trip fewer on every sign-in."""
+def _stamp(**also_set: Any) -> _Stamp:
+    """The guarded sign-in stamp: sets ``last_login`` and moves ``sign_in_count``, and
+    the ``also_set`` values, only if the account is still active with the hash that was
+    checked; returns the columns of ``user_info``."""
     users = User.__table__.c
     values: dict[str, Any] = {
         "last_login": bindparam("stamp", type_=UTCDateTime()),
         # Moving the count tells the throttle to forget this name's failures.
         "sign_in_count": users.sign_in_count + 1,
+        **also_set,
     }
-    if rehash:
-        values["password_hash"] = bindparam("new_hash")
     stamp = (
         update(User)
         .where(
@@ -242,14 +266,45 @@ def _stamp(rehash: bool, with_event: bool) -> Executable:
             users.id, users.username, users.role, users.artist_id, users.must_change_password
         )
     )
-    if not with_event:
-        return stamp
     stamped = stamp.cte("stamped")
     columns = AuditEvent.__table__.c
     names = [c.key for c in columns if c.key != "id"]
     event = select(*(bindparam(f"event_{name}", type_=columns[name].type) for name in names))
     logged = insert(AuditEvent).from_select(names, event.select_from(stamped)).cte("logged")
-    return select(stamped).add_cte(logged)
+    return _Stamp(stamp, select(stamped).add_cte(logged))
+
+
+_STAMP = _stamp()
+_STAMP_AND_REHASH = _stamp(password_hash=bindparam("new_hash"))
+
+
+def _mark_signed_in(
+    db: Session, account: throttle.Account, new_hash: str | None, event: dict[str, Any]
+) -> UserInfo | None:
+    """Set ``last_login`` (and the upgraded hash) in the caller's transaction, only if the
+    account is still active with the hash that was checked, and add the ``event`` that
+    records the sign-in; the info dict, or None (and no event) if the account changed."""
+    conn = db.connection()
+    params: dict[str, Any] = {"uid": account.id, "checked": account.password_hash, "stamp": now()}
+    stamp = _STAMP
+    if new_hash is not None:
+        stamp = _STAMP_AND_REHASH
+        params["new_hash"] = new_hash
+    if conn.dialect.name == "postgresql":
+        params.update({f"event_{name}": value for name, value in event.items()})
+        row = conn.execute(stamp.update_and_log, params).first()
+    else:
+        row = conn.execute(stamp.update, params).first()
+        if row is not None:
+            insert_event(conn, event)
+    if row is None:
+        return None
+    log_event(event)
+    loaded = db.identity_map.get(identity_key(User, row.id))
+    if loaded is not None:
+        # The caller holds this user: its next read of these fields sees the update.
+        db.expire(loaded, ["last_login", "sign_in_count", "password_hash", "updated_at"])
+    return user_info(row)
 
 
 def authenticate(
