@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlalchemy import and_, exists, func, not_, or_, select, true, update
@@ -108,15 +109,10 @@ def create_user(
     actor_id = _authorize(db, actor)
     key = validate_username(username)
     parsed_role = parse_role(role)
-    if parsed_role is Role.ARTIST:
-        if artist_id is None:
-            raise InvalidRequest("an artist account needs an artist id")
-        artist_id = _artist_must_exist(db, artist_id)
-    elif artist_id is not None:
-        raise InvalidRequest("only artist accounts link to an artist")
+    artist_id = _artist_link(db, parsed_role, artist_id)
     password_policy.enforce(password, username=username, role=parsed_role.value)
     # A cheap early answer that saves a bcrypt hash; the unique key below is what decides.
-    if db.scalar(select(exists().where(User.username_key == key))):
+    if _username_taken(db, key):
         raise UserExists(username.strip())
     user = User(
         username=username,
@@ -125,17 +121,7 @@ def create_user(
         artist_id=artist_id,
         must_change_password=must_change_password,
     )
-    db.add(user)
-    try:
-        db.flush()
-    except IntegrityError:
-        # The failed flush has aborted the transaction; roll it back, then say why.
-        db.rollback()
-        if db.scalar(select(exists().where(User.username_key == key))):
-            raise UserExists(username.strip()) from None
-        if artist_id is not None and db.get(Artist, artist_id) is None:
-            raise NotFound(f"no artist with id {artist_id!r}") from None
-        raise
+    _insert(db, user, key)
     add_event(
         db,
         "user_created",
@@ -147,12 +133,58 @@ def create_user(
     return user
 
 
+def _artist_link(
+    db: Session, role: Role, requested: int | None, current: int | None = None
+) -> int | None:
+    """The artist an account of ``role`` links to: ``requested`` (which must exist), else
+    ``current``. An artist account needs one; no other account may have one."""
+    if role is not Role.ARTIST:
+        if requested is not None:
+            raise InvalidRequest("only artist accounts link to an artist")
+        return None
+    if requested is not None:
+        return _artist_must_exist(db, requested)
+    if current is None:
+        raise InvalidRequest("an artist account needs an artist id")
+    return current
+
+
+def _username_taken(db: Session, key: str) -> bool:
+    return bool(db.scalar(select(exists().where(User.username_key == key))))
+
+
+def _insert(db: Session, user: User, key: str) -> None:
+    """Add and flush a new ``user`` whose username key is ``key``, saying why when the
+    database refuses it: UserExists, or NotFound for an artist deleted meanwhile."""
+    username, artist_id = user.username, user.artist_id
+    db.add(user)
+    try:
+        db.flush()
+    except IntegrityError:
+        # The failed flush has aborted the transaction; roll it back, then say why.
+        db.rollback()
+        if _username_taken(db, key):
+            raise UserExists(username) from None
+        if artist_id is not None and db.get(Artist, artist_id) is None:
+            raise NotFound(f"no artist with id {artist_id!r}") from None
+        raise
+
+
 def list_users(db: Session, *, include_inactive: bool = True) -> Sequence[User]:
-    """Every account, by username key."""
+    """Every account, by username key; only active ones unless ``include_inactive``."""
     query = select(User).order_by(User.username_key)
     if not include_inactive:
         query = query.where(User.is_active.is_(True))
     return db.scalars(query).all()
+
+
+@dataclass(frozen=True)
+class _AccessFields:
+    """The fields of an account that ``update_user`` changes."""
+
+    role: Role
+    artist_id: int | None
+    is_active: bool
 
 
 def update_user(
@@ -173,36 +205,34 @@ def update_user(
     """
     actor_id = _authorize(db, actor)
     user = _get(db, user_id)
-    old_role, old_artist, old_active = user.role, user.artist_id, user.is_active
-    new_role = old_role if isinstance(role, _Unset) else parse_role(role)
+    old = _AccessFields(user.role, user.artist_id, user.is_active)
+    new_role = old.role if isinstance(role, _Unset) else parse_role(role)
     if not isinstance(is_active, _Unset) and not isinstance(is_active, bool):
         raise InvalidRequest("is_active must be true or false")
-    new_active = old_active if isinstance(is_active, _Unset) else is_active
-    new_artist: int | None
-    if new_role is Role.ARTIST:
-        if isinstance(artist_id, _Unset) or artist_id is None:
-            if old_artist is None:
-                raise InvalidRequest("an artist account needs an artist id")
-            new_artist = old_artist
-        else:
-            new_artist = _artist_must_exist(db, artist_id)
-    else:
-        if not isinstance(artist_id, _Unset) and artist_id is not None:
-            raise InvalidRequest("only artist accounts link to an artist")
-        new_artist = None
-
+    new_active = old.is_active if isinstance(is_active, _Unset) else is_active
+    requested_artist = None if isinstance(artist_id, _Unset) else artist_id
+    new_artist = _artist_link(db, new_role, requested_artist, old.artist_id)
+    new = _AccessFields(new_role, new_artist, new_active)
     if actor_id is not None and actor_id == user.id:
-        if new_role is not old_role:
+        if new.role is not old.role:
             raise InvalidRequest("nobody can change their own role")
-        if not new_active:
+        if not new.is_active:
             raise InvalidRequest("nobody can deactivate their own account")
-    if (new_role, new_artist, new_active) == (old_role, old_artist, old_active):
+    if new == old:
         return user
+    _guarded_update(db, user, role=new.role, artist_id=new.artist_id, is_active=new.is_active)
+    reasons = _add_change_events(db, user, old, new, actor_id)
+    revoke_user_sessions(db, user.id, reason=reasons[0], actor_id=actor_id)
+    return user
 
-    _guarded_update(db, user, role=new_role, artist_id=new_artist, is_active=new_active)
 
+def _add_change_events(
+    db: Session, user: User, old: _AccessFields, new: _AccessFields, actor_id: int | None
+) -> list[str]:
+    """Add an event per change from ``old`` to ``new``; returns the changes' names, as
+    session revocation reasons."""
     reasons = []
-    if new_role is not old_role:
+    if new.role is not old.role:
         reasons.append("role_changed")
         add_event(
             db,
@@ -210,9 +240,9 @@ def update_user(
             user_id=user.id,
             actor_id=actor_id,
             username=user.username,
-            detail={"from": old_role.value, "to": new_role.value, "artist_id": new_artist},
+            detail={"from": old.role.value, "to": new.role.value, "artist_id": new.artist_id},
         )
-    if new_artist != old_artist and new_role is Role.ARTIST:
+    if new.artist_id != old.artist_id and new.role is Role.ARTIST:
         reasons.append("artist_changed")
         add_event(
             db,
@@ -220,19 +250,18 @@ def update_user(
             user_id=user.id,
             actor_id=actor_id,
             username=user.username,
-            detail={"from": old_artist, "to": new_artist},
+            detail={"from": old.artist_id, "to": new.artist_id},
         )
-    if new_active != old_active:
-        reasons.append("activated" if new_active else "deactivated")
+    if new.is_active != old.is_active:
+        reasons.append("activated" if new.is_active else "deactivated")
         add_event(
             db,
-            "user_activated" if new_active else "user_deactivated",
+            "user_activated" if new.is_active else "user_deactivated",
             user_id=user.id,
             actor_id=actor_id,
             username=user.username,
         )
-    revoke_user_sessions(db, user.id, reason=reasons[0], actor_id=actor_id)
-    return user
+    return reasons
 
 
 def _guarded_update(
