@@ -22,7 +22,7 @@ from enum import StrEnum
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,10 +31,13 @@ from sqlalchemy.orm import Session, aliased
 from data.db.base import as_db_id
 from data.models import AuthSession, Role, User
 from services.audit import add_event, commit_event, escape_text
-from services.auth import check_credentials
+from services.auth import UserInfo, check_credentials
 from services.errors import InvalidRequest, NotFound, PermissionDenied, Unavailable
 from studio_auth.clock import now
 from studio_auth.settings import get_settings
+
+if TYPE_CHECKING:  # services.sessions is not needed at run time here
+    from services.sessions import SessionInfo
 
 logger = logging.getLogger("studio_auth.permissions")
 
@@ -95,8 +98,6 @@ def parse_policy(data: Mapping[str, Any], source: str) -> Policy:
     version = data.get("version", 1)
     if version != 1:
         raise PolicyError(f"{source}: unsupported policy version {version!r} (expected 1)")
-    roles = ", ".join(r.value for r in Role)
-    effects = ", ".join(e.value for e in Effect)
     rules: dict[str, dict[Role, Effect]] = {}
     for resource, actions in data.items():
         if resource == "version":
@@ -107,30 +108,34 @@ def parse_policy(data: Mapping[str, Any], source: str) -> Policy:
             name = f"{resource}.{action}"
             if not _NAME.fullmatch(action) or not isinstance(entry, Mapping):
                 raise PolicyError(f"{source}: {name} must be a table of role = effect")
-            rule: dict[Role, Effect] = {}
-            for role_name, effect_name in entry.items():
-                try:
-                    role = Role(role_name)
-                except ValueError:
-                    raise PolicyError(
-                        f"{source}: {name}: unknown role {role_name!r} (use {roles})"
-                    ) from None
-                try:
-                    effect = Effect(effect_name)
-                except ValueError:
-                    raise PolicyError(
-                        f"{source}: {name}: unknown effect {effect_name!r} for {role} "
-                        f"(use {effects})"
-                    ) from None
-                if role not in _EFFECT_ROLES[effect]:
-                    allowed = ", ".join(sorted(r.value for r in _EFFECT_ROLES[effect]))
-                    raise PolicyError(
-                        f"{source}: {name}: effect {effect} cannot apply to {role} "
-                        f"(only to {allowed})"
-                    )
-                rule[role] = effect
-            rules[name] = rule
+            rules[name] = _parse_rule(entry, f"{source}: {name}")
     return Policy(rules=rules, source=source)
+
+
+def _parse_rule(entry: Mapping[str, Any], where: str) -> dict[Role, Effect]:
+    """One action's ``role = effect`` table; PolicyError, prefixed with ``where``, for an
+    unknown role or effect, or an effect that cannot apply to the role."""
+    rule: dict[Role, Effect] = {}
+    for role_name, effect_name in entry.items():
+        try:
+            role = Role(role_name)
+        except ValueError:
+            roles = ", ".join(r.value for r in Role)
+            raise PolicyError(f"{where}: unknown role {role_name!r} (use {roles})") from None
+        try:
+            effect = Effect(effect_name)
+        except ValueError:
+            effects = ", ".join(e.value for e in Effect)
+            raise PolicyError(
+                f"{where}: unknown effect {effect_name!r} for {role} (use {effects})"
+            ) from None
+        if role not in _EFFECT_ROLES[effect]:
+            allowed = ", ".join(sorted(r.value for r in _EFFECT_ROLES[effect]))
+            raise PolicyError(
+                f"{where}: effect {effect} cannot apply to {role} (only to {allowed})"
+            )
+        rule[role] = effect
+    return rule
 
 
 def load_policy(path: str | Path | None = None) -> Policy:
@@ -163,7 +168,8 @@ def reset_policy() -> None:
     _cached_policy.cache_clear()
 
 
-def _role_of(user: object) -> Role | None:
+def _role_of(user: UserInfo) -> Role | None:
+    # Callers outside mypy can pass anything: what is not a known role is no role.
     role = user.get("role") if isinstance(user, Mapping) else None
     if not isinstance(role, str):
         return None
@@ -173,35 +179,39 @@ def _role_of(user: object) -> Role | None:
         return None
 
 
-def _elevation_active(user: Mapping[str, Any], session: object) -> bool:
-    """What the session dict (from ``resolve_session``) says; ``require`` re-checks the
-    stored row, since the dict may be older than a revocation."""
+def _active_approver(user: UserInfo, session: SessionInfo | None) -> int | None:
+    """The admin whose approval is active on ``user``'s ``session``, as the session dict
+    (from ``resolve_session``) says; None when there is none or anything is malformed.
+    ``require`` re-checks the stored row, since the dict may be older than a revocation."""
     if not isinstance(session, Mapping):
-        return False
+        return None
+    approver = as_db_id(session.get("elevated_by"))
     until = session.get("elevated_until")
-    return (
-        as_db_id(session.get("session_id")) is not None
-        and as_db_id(session.get("elevated_by")) is not None
+    if (
+        approver is not None
+        and as_db_id(session.get("session_id")) is not None
         and as_db_id(user.get("id")) is not None
         and session.get("id") == user.get("id")
         and isinstance(until, datetime)
         and until > now()
-    )
+    ):
+        return approver
+    return None
 
 
 def decide(
-    user: object,
-    action: object,
+    user: UserInfo,
+    action: str,
     *,
-    owner_artist_id: object = None,
-    session: object = None,
+    owner_artist_id: int | None = None,
+    session: SessionInfo | None = None,
 ) -> Decision:
     """The policy's answer for ``user`` (an ``authenticate()`` dict) and ``action``,
     without touching the database. Supervised actions are judged from ``session``, the
-    dict ``resolve_session`` returns."""
+    dict ``resolve_session`` returns. Anything malformed is denied."""
     name = escape_text(action, _ACTION_MAX_LENGTH) if isinstance(action, str) else repr(action)
     role = _role_of(user)
-    if role is None or not isinstance(user, Mapping):
+    if role is None:
         return Decision(False, name, Effect.DENY, "unknown role")
     policy = get_policy()
     if not isinstance(action, str) or action not in policy.rules:
@@ -215,19 +225,19 @@ def decide(
             return Decision(True, action, effect, "own")
         return Decision(False, action, effect, "only for the artist's own records")
     if effect is Effect.SUPERVISED:
-        if _elevation_active(user, session):
-            assert isinstance(session, Mapping)
-            return Decision(True, action, effect, "approved", session["elevated_by"])
+        approver = _active_approver(user, session)
+        if approver is not None:
+            return Decision(True, action, effect, "approved", approver)
         return Decision(False, action, effect, "needs an admin's approval")
     return Decision(False, action, effect, f"not permitted to {role}")
 
 
 def can(
-    user: object,
-    action: object,
+    user: UserInfo,
+    action: str,
     *,
-    owner_artist_id: object = None,
-    session: object = None,
+    owner_artist_id: int | None = None,
+    session: SessionInfo | None = None,
 ) -> bool:
     """True if the policy allows ``action`` to ``user``; False for anything else."""
     return decide(user, action, owner_artist_id=owner_artist_id, session=session).allowed
@@ -253,9 +263,9 @@ def _stored_approver(db: Session, user_id: int, session_id: int) -> int | None:
     )
 
 
-def _deny(db: Session, user: object, decision: Decision, session: object) -> PermissionDenied:
+def _deny(db: Session, user: UserInfo, decision: Decision, session_id: object) -> PermissionDenied:
+    """Record a denial in a transaction of its own; the error to raise."""
     info: Mapping[str, Any] = user if isinstance(user, Mapping) else {}
-    session_id = as_db_id(session.get("session_id")) if isinstance(session, Mapping) else None
     try:
         commit_event(
             db,
@@ -263,7 +273,7 @@ def _deny(db: Session, user: object, decision: Decision, session: object) -> Per
             "failure",
             user_id=as_db_id(info.get("id")),
             username=info.get("username"),
-            session_id=session_id,
+            session_id=as_db_id(session_id),
             detail={
                 "action": decision.action,
                 "reason": decision.reason,
@@ -278,11 +288,11 @@ def _deny(db: Session, user: object, decision: Decision, session: object) -> Per
 
 def require(
     db: Session,
-    user: object,
-    action: object,
+    user: UserInfo,
+    action: str,
     *,
-    owner_artist_id: object = None,
-    session: object = None,
+    owner_artist_id: int | None = None,
+    session: SessionInfo | None = None,
 ) -> Decision:
     """Return the Decision if ``action`` is allowed, else raise PermissionDenied.
 
@@ -294,40 +304,48 @@ def require(
     """
     decision = decide(user, action, owner_artist_id=owner_artist_id, session=session)
     if decision.allowed and decision.effect is Effect.SUPERVISED:
-        assert isinstance(user, Mapping)
-        assert isinstance(session, Mapping)
-        user_id, session_id = int(user["id"]), int(session["session_id"])
-        try:
-            approver = _stored_approver(db, user_id, session_id)
-        except SQLAlchemyError:
-            raise Unavailable("approval could not be checked; access denied") from None
-        if approver is None:
-            decision = Decision(False, decision.action, decision.effect, "approval has ended")
-        else:
-            decision = Decision(True, decision.action, decision.effect, "approved", approver)
-            add_event(
-                db,
-                "elevation_used",
-                user_id=user_id,
-                actor_id=approver,
-                username=user.get("username"),
-                session_id=session_id,
-                detail={"action": decision.action, "approved_by": approver},
-            )
+        decision = _confirm_approval(db, user, session, decision)
     if not decision.allowed:
-        raise _deny(db, user, decision, session)
+        session_id = session.get("session_id") if isinstance(session, Mapping) else None
+        raise _deny(db, user, decision, session_id)
     return decision
 
 
-def effective_permissions(user: object, *, session: object = None) -> dict[str, str]:
+def _confirm_approval(
+    db: Session, user: UserInfo, session: SessionInfo | None, decision: Decision
+) -> Decision:
+    """``decision``, allowed by the approval on the session dict, as the stored session
+    row has it now; the approval's use is recorded in the caller's transaction."""
+    ended = Decision(False, decision.action, decision.effect, "approval has ended")
+    if session is None:  # decide() allows a supervised action only with a session
+        return ended
+    user_id, session_id = user["id"], session["session_id"]
+    try:
+        approver = _stored_approver(db, user_id, session_id)
+    except SQLAlchemyError:
+        raise Unavailable("approval could not be checked; access denied") from None
+    if approver is None:
+        return ended
+    add_event(
+        db,
+        "elevation_used",
+        user_id=user_id,
+        actor_id=approver,
+        username=user.get("username"),
+        session_id=session_id,
+        detail={"action": decision.action, "approved_by": approver},
+    )
+    return Decision(True, decision.action, decision.effect, "approved", approver)
+
+
+def effective_permissions(user: UserInfo, *, session: SessionInfo | None = None) -> dict[str, str]:
     """Every action the user may take, for user interfaces: ``action -> "allow"``,
     ``"own"`` (own records only) or ``"supervised"`` (needs an admin's approval; shown as
     ``"allow"`` while one is active). Denied actions are left out."""
     role = _role_of(user)
     if role is None:
         return {}
-    assert isinstance(user, Mapping)
-    elevated = _elevation_active(user, session)
+    elevated = _active_approver(user, session) is not None
     policy = get_policy()
     result: dict[str, str] = {}
     for action in policy.actions:
@@ -376,31 +394,14 @@ def grant_elevation(
     approver = check_credentials(db, admin_username, admin_password, ip=ip, user_agent=user_agent)
     if approver["role"] != Role.ADMIN.value:
         denied = Decision(False, "elevation.approve", Effect.DENY, "only an admin can approve")
-        raise _deny(db, approver, denied, {"session_id": target})
+        raise _deny(db, approver, denied, target)
     at = now()
     until = at + timedelta(minutes=length)
-    assistants = select(User.id).where(User.role == Role.ASSISTANT, User.is_active.is_(True))
-    granted = db.execute(
-        update(AuthSession)
-        .where(
-            AuthSession.id == target,
-            AuthSession.revoked_at.is_(None),
-            AuthSession.expires_at > at,
-            AuthSession.user_id.in_(assistants),
-        )
-        .values(elevated_by=approver["id"], elevated_until=until)
-        .returning(AuthSession.user_id)
-        .execution_options(synchronize_session="fetch")
-    ).scalar_one_or_none()
-    if granted is None:
-        row = db.get(AuthSession, target)
-        if row is None or row.revoked_at is not None or row.expires_at <= at:
-            raise NotFound("no live session with that id")
-        raise InvalidRequest("approval applies to an active assistant's session only")
+    assistant_id = _store_approval(db, target, approver["id"], at, until)
     add_event(
         db,
         "elevation_granted",
-        user_id=granted,
+        user_id=assistant_id,
         actor_id=approver["id"],
         username=approver["username"],
         ip=ip,
@@ -408,6 +409,33 @@ def grant_elevation(
         detail={"approved_by": approver["id"], "until": until.isoformat(), "minutes": length},
     )
     return until
+
+
+def _store_approval(
+    db: Session, session_id: int, approver_id: int, at: datetime, until: datetime
+) -> int:
+    """Put the approval on the session in one UPDATE, only if the session is live at
+    ``at`` and its user an active assistant; returns that user's id. NotFound for a
+    session that is not live, InvalidRequest for anyone else's."""
+    assistants = select(User.id).where(User.role == Role.ASSISTANT, User.is_active.is_(True))
+    granted = db.execute(
+        update(AuthSession)
+        .where(
+            AuthSession.id == session_id,
+            AuthSession.revoked_at.is_(None),
+            AuthSession.expires_at > at,
+            AuthSession.user_id.in_(assistants),
+        )
+        .values(elevated_by=approver_id, elevated_until=until)
+        .returning(AuthSession.user_id)
+        .execution_options(synchronize_session="fetch")
+    ).scalar_one_or_none()
+    if granted is None:
+        row = db.get(AuthSession, session_id)
+        if row is None or row.revoked_at is not None or row.expires_at <= at:
+            raise NotFound("no live session with that id")
+        raise InvalidRequest("approval applies to an active assistant's session only")
+    return granted
 
 
 def end_elevation(db: Session, session_id: int, *, actor_id: int | None = None) -> bool:

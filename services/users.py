@@ -11,9 +11,9 @@ too, and a password change every session but the current one, which gets a new t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from sqlalchemy import and_, exists, func, not_, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
@@ -60,7 +60,7 @@ def validate_username(username: object) -> str:
     return key
 
 
-def _authorize(db: Session, actor: Mapping[str, Any] | None) -> int | None:
+def _authorize(db: Session, actor: UserInfo | None) -> int | None:
     """Check the actor's right to administer accounts; return the id to audit."""
     if actor is None:
         return None

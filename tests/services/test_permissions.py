@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import tomllib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from data.db.session import make_sessionmaker
 from data.models import AuditEvent, AuthSession, Role
-from services.auth import user_info
+from services.auth import UserInfo, user_info
 from services.errors import InvalidCredentials, InvalidRequest, NotFound, PermissionDenied
 from services.permissions import (
     Effect,
@@ -28,7 +29,13 @@ from services.permissions import (
     require,
     reset_policy,
 )
-from services.sessions import issue_session, logout, resolve_session, revoke_session
+from services.sessions import (
+    SessionInfo,
+    issue_session,
+    logout,
+    resolve_session,
+    revoke_session,
+)
 from tests.conftest import DEFAULT_PASSWORD
 
 A, S, OWN, D = "allow", "supervised", "own", "deny"
@@ -79,8 +86,21 @@ def _toml_table() -> dict[str, dict[str, str]]:
     return {f"{res}.{act}": rule for res, acts in data.items() for act, rule in acts.items()}
 
 
-def _user(role: Role, *, artist_id: int | None = None, user_id: int = 10) -> dict[str, object]:
-    return {"id": user_id, "username": f"u{user_id}", "role": role.value, "artist_id": artist_id}
+def _user(role: Role, *, artist_id: int | None = None, user_id: int = 10) -> UserInfo:
+    return {
+        "id": user_id,
+        "username": f"u{user_id}",
+        "role": role.value,
+        "artist_id": artist_id,
+        "must_change_password": False,
+    }
+
+
+def _approved(user_id: int, until: datetime, *, elevated_by: int | None = 99) -> SessionInfo:
+    """A session dict with only the fields a check reads of it (``resolve_session`` gives
+    the rest in real use)."""
+    fields = {"id": user_id, "session_id": 1, "elevated_by": elevated_by, "elevated_until": until}
+    return cast(SessionInfo, fields)
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +136,7 @@ def test_every_action_for_every_role(clock, action, role, scenario):
     session = None
     if scenario in ("elevated", "expired"):
         until = clock.now + (_minutes(5) if scenario == "elevated" else _minutes(0))
-        session = {"id": user["id"], "session_id": 1, "elevated_by": 99, "elevated_until": until}
+        session = _approved(user["id"], until)
     expected = {
         A: True,
         D: False,
@@ -166,17 +186,18 @@ def test_ownership_must_be_proven(artist_id, owner):
 def test_supervision_needs_the_sessions_own_approval(clock):
     user = _user(Role.ASSISTANT, user_id=10)
     until = clock.now + _minutes(5)
-    other = {"id": 11, "session_id": 1, "elevated_by": 99, "elevated_until": until}
+    other = _approved(11, until)
     assert not can(user, "clients.edit", session=other)
-    no_admin = {"id": 10, "session_id": 1, "elevated_by": None, "elevated_until": until}
+    no_admin = _approved(10, until, elevated_by=None)
     assert not can(user, "clients.edit", session=no_admin)
+    # Malformed on purpose: callers outside mypy can pass anything.
     naive = {"id": 10, "session_id": 1, "elevated_by": 99, "elevated_until": "tomorrow"}
-    assert not can(user, "clients.edit", session=naive)
-    good = {"id": 10, "session_id": 1, "elevated_by": 99, "elevated_until": until}
+    assert not can(user, "clients.edit", session=cast(Any, naive))
+    good = _approved(10, until)
     assert can(user, "clients.edit", session=good)
     anonymous = {"username": "x", "role": "assistant"}
     nobody = {"session_id": 1, "elevated_by": 99, "elevated_until": until}
-    assert not can(anonymous, "clients.edit", session=nobody)
+    assert not can(cast(Any, anonymous), "clients.edit", session=cast(Any, nobody))
     # An approval never extends to what the role is denied.
     assert not can(user, "staff.manage_users", session=good)
 
@@ -189,7 +210,7 @@ def test_effective_permissions(clock):
     assert "clients.edit" not in perms
     assistant = _user(Role.ASSISTANT)
     assert effective_permissions(assistant)["clients.edit"] == "supervised"
-    session = {"id": 10, "session_id": 1, "elevated_by": 9, "elevated_until": clock.now}
+    session = _approved(10, clock.now, elevated_by=9)
     assert effective_permissions(assistant, session=session)["clients.edit"] == "supervised"
     session["elevated_until"] = clock.now + _minutes(1)
     assert effective_permissions(assistant, session=session)["clients.edit"] == "allow"
@@ -263,9 +284,11 @@ def test_require_denial_is_audited_apart_from_the_caller(db, engine, make_user):
     assert event.detail["action"] == "clients.delete"
     assert event.outcome == "failure"
     assert require(db, artist, "agenda.view").allowed
-    assert require(db, artist, "appointments.edit", owner_artist_id=artist["artist_id"])
+    own = artist["artist_id"]
+    assert own is not None
+    assert require(db, artist, "appointments.edit", owner_artist_id=own)
     with pytest.raises(PermissionDenied):
-        require(db, artist, "appointments.edit", owner_artist_id=artist["artist_id"] + 1)
+        require(db, artist, "appointments.edit", owner_artist_id=own + 1)
     assert len(_events(engine, "permission_denied")) == 2
 
 
