@@ -4,7 +4,8 @@ Failed sign-ins, throttle counts and denials must be kept whatever the caller th
 with its session: a caller that never commits, or rolls back, cannot erase them.
 ``run_session_work`` runs ORM work in a transaction of its own, and ``run_statements``
 runs Core statements on the sign-in path as cheaply as each database allows (see there).
-"Durable" here means "not undone by the caller", not crash durability.
+"Apart" means the caller cannot undo them, not that they survive a crash (see
+``services.throttle`` for the counters' commits).
 
 SQLite has one writer at a time: while the caller's connection holds uncommitted writes,
 a second connection could only wait for it. In that case the work runs on the caller's

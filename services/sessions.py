@@ -273,9 +273,8 @@ def touch_session(db: Session, found: FoundSession) -> SessionInfo:
 # The user row is read in the same statement as the session, on every resolve, so a
 # deactivated account, a revoked session or a changed role takes effect on the next
 # request, in every process sharing the database. Exactly the needed columns, as plain
-# rows on the Session's connection: no ORM objects or identity map, and the statement is
-# built once, so each call only binds the digest (loading an ORM User here cost about
-# four times as much as the query itself).
+# rows on the Session's connection, from a statement built once: each call only binds the
+# digest, with no ORM objects or identity map (docs/performance.md, "Session resolve").
 _RESOLVE = (
     select(
         User.id,

@@ -1,39 +1,35 @@
-"""Brute-force protection for every path that checks a password.
+"""Brute-force protection for every path that checks a password (NIST SP 800-63B 5.2.2,
+ASVS 5.0 6.3.1).
 
-Each attempt is counted *before* any bcrypt work, committed apart from the caller's
-transaction, under two keys: the normalized username (whether or not such a user exists,
-so throttling reveals nothing about which names exist) and, when known, the client
-address.
+Each attempt is counted before any bcrypt work, committed apart from the caller's
+transaction, under two keys: the normalized username, whether or not such a user exists
+(so throttling reveals nothing about which names exist), and the client address when known.
 
 - Username: the first ``throttle_free_failures`` consecutive failures are free; the
   attempt that reaches the allowance locks the name for ``throttle_base_delay_seconds``,
-  and every later attempt that is let through locks it for twice the previous lock, up to
-  ``throttle_max_delay_seconds``. Attempts during a lock are refused and counted, but they
-  neither move the lock nor lengthen the next one: cheap refused requests cannot keep a
-  name locked past the cap. A correct password clears the count, and an admin's
-  ``unlock`` deletes the counter. The sign-in clears it without a write of its own when
-  the caller commits: its stamp moves the account's ``sign_in_count``, the counter keeps
-  the count it last saw, and the name's next count, seeing them differ, starts afresh
-  (no failures, no lock). If the caller's transaction ends without a commit, the
-  counter is deleted then.
+  and every later attempt let through locks it for twice the previous lock, up to
+  ``throttle_max_delay_seconds``. Attempts during a lock are refused and counted, but
+  neither move the lock nor lengthen the next one, so cheap refused requests cannot keep
+  a name locked past the cap. A sign-in clears the count without a write of its own when
+  the caller commits: its stamp moves the account's ``sign_in_count``, and the name's next
+  count, seeing a different one, starts afresh. If the caller's transaction ends without
+  a commit, the counter is deleted then. An admin's ``unlock`` deletes it.
 - Address: a fixed window of ``throttle_ip_window_seconds`` allows
   ``throttle_ip_max_failures`` failures across all usernames; then attempts are refused
   until the window ends. A success gives its slot back.
 
-Every step is one atomic statement, complete on its own: on PostgreSQL each commits as it
-completes (autocommit), so counting costs one round trip per key and no BEGIN or COMMIT;
-on SQLite, which has no round trips but one writer at a time, an attempt's steps commit
-together. Each count is an UPSERT ... RETURNING, serialized per row by the database, so
-fifty parallel wrong passwords are counted as fifty. An attempt that reaches the
-allowance takes the lock with a compare-and-set UPDATE (only if the lock is still what
-its count returned), so of parallel attempts past the allowance exactly one wins and goes
-on to bcrypt; the others are refused.
+The counts hold under concurrency because every step is one atomic statement. A count is
+an UPSERT ... RETURNING, serialized per row by the database, so fifty parallel wrong
+passwords count as fifty. The lock is a compare-and-set UPDATE (only if the lock is still
+what the attempt's count returned), so of parallel attempts past the allowance exactly
+one goes on to bcrypt. On PostgreSQL each statement commits as it completes (autocommit,
+no BEGIN or COMMIT); on SQLite, with one writer at a time, an attempt's steps commit
+together.
 
-On PostgreSQL, counter statements are acknowledged before their WAL is flushed to disk
-(``synchronous_commit`` off for that statement only): they sit on every sign-in's path,
-and waiting for the flush is most of their cost. Only a crash of the database server
-itself can then lose the last fraction of a second of counts, which errs toward letting a
-few more guesses through after a crash, never toward skipping a check. Audit events,
+On PostgreSQL, counter statements do not wait for their WAL flush (``synchronous_commit``
+off for that statement only), to keep the flush off every sign-in's path. Only a crash of
+the database server itself can then lose the last fraction of a second of counts, which
+errs toward a few more guesses after a crash, never toward skipping a check. Audit events,
 including the one for a refused attempt, keep the full commit guarantee.
 """
 
