@@ -300,8 +300,8 @@ def test_successes_do_not_use_up_the_address_allowance(db, make_user, clock, set
     assert isinstance(outcome(db, "alice", PASSWORD, ip="198.51.100.7"), float)
 
 
-def _is_suspect(engine: Engine, username: str, ip: str | None = None) -> bool:
-    """Whether an attempt for ``username`` (from ``ip``) counts as suspect now. The probe
+def _has_recent_failures(engine: Engine, username: str, ip: str | None = None) -> bool:
+    """Whether an attempt for ``username`` (from ``ip``) has recent failures now. The probe
     then gives back what a correct password would, and clears the name's count."""
     with fresh(engine) as s:
         attempt = throttle.count_attempt(s, username, ip=ip)
@@ -313,35 +313,33 @@ def _is_suspect(engine: Engine, username: str, ip: str | None = None) -> bool:
     return attempt.has_recent_failures
 
 
-def test_an_attempt_after_recent_failures_is_suspect_until_a_sign_in(
-    db, make_user, clock, engine
-) -> None:
+def test_an_attempt_has_recent_failures_until_a_sign_in(db, make_user, clock, engine) -> None:
     make_user("alice")
-    assert not _is_suspect(engine, "alice")
+    assert not _has_recent_failures(engine, "alice")
     fail_times(db, "alice", 1)
-    assert not _is_suspect(engine, "bob")  # another name is not
-    assert _is_suspect(engine, "alice")
+    assert not _has_recent_failures(engine, "bob")  # another name is not
+    assert _has_recent_failures(engine, "alice")
     fail_times(db, "alice", 1)
     assert outcome(db, "alice", PASSWORD) == "ok"
     db.commit()
     assert failures(engine, "alice") == 0
-    assert not _is_suspect(engine, "alice")
+    assert not _has_recent_failures(engine, "alice")
 
 
-def test_an_attempt_from_an_address_with_many_failures_is_suspect(
+def test_an_attempt_from_an_address_with_many_failures_has_recent_failures(
     db, make_user, clock, engine, settings_env
 ) -> None:
     settings_env(throttle_free_failures=3, throttle_ip_window_seconds=600)
     make_user("alice")
     for i in range(2):
         fail_times(db, f"user{i}", 1, ip="203.0.113.9")
-    assert not _is_suspect(engine, "alice", ip="203.0.113.9")  # two failures: not yet
+    assert not _has_recent_failures(engine, "alice", ip="203.0.113.9")  # two failures: not yet
     fail_times(db, "user2", 1, ip="203.0.113.9")
-    assert _is_suspect(engine, "alice", ip="203.0.113.9")
-    assert _is_suspect(engine, "nobody", ip="203.0.113.9")  # whatever the name
-    assert not _is_suspect(engine, "alice", ip="203.0.113.10")
+    assert _has_recent_failures(engine, "alice", ip="203.0.113.9")
+    assert _has_recent_failures(engine, "nobody", ip="203.0.113.9")  # whatever the name
+    assert not _has_recent_failures(engine, "alice", ip="203.0.113.10")
     clock.advance(601)  # the address's window has moved on
-    assert not _is_suspect(engine, "alice", ip="203.0.113.9")
+    assert not _has_recent_failures(engine, "alice", ip="203.0.113.9")
 
 
 def test_an_attempt_not_checked_gives_back_its_counts(
