@@ -290,7 +290,7 @@ def _mark_signed_in(
     if new_hash is not None:
         stamp = _STAMP_AND_REHASH
         params["new_hash"] = new_hash
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "postgresql":  # a round trip saved; SQLite has none to save
         params.update({f"event_{name}": value for name, value in event.items()})
         row = conn.execute(stamp.update_and_log, params).first()
     else:
