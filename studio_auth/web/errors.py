@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -165,85 +166,101 @@ def _is_outage(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+async def _on_auth_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AuthError)
+    return auth_error_response(exc)
+
+
+async def _on_not_authenticated(_request: Request, _exc: Exception) -> JSONResponse:
+    return problem(
+        "unauthenticated",
+        "Not authenticated",
+        401,
+        "a valid bearer token is required",
+        headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'},
+    )
+
+
+async def _on_password_change_required(_request: Request, _exc: Exception) -> JSONResponse:
+    return problem(
+        "password-change-required",
+        "Password change required",
+        403,
+        "change the password (POST /auth/password) before anything else",
+    )
+
+
+async def _on_overloaded(_request: Request, _exc: Exception) -> JSONResponse:
+    return problem(
+        "overloaded",
+        "Too busy",
+        503,
+        "every password check worker is busy; retry shortly",
+        headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
+    )
+
+
+async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # FastAPI's default echoes the input (a password, in a login body): give only where
+    # the problem is and what is expected.
+    errors = [
+        {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg"))}
+        for error in exc.errors()
+    ]
+    return problem(
+        "validation-error",
+        "Invalid request body or parameters",
+        422,
+        "the request does not match the schema",
+        errors=errors,
+    )
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    return JSONResponse(
+        {"type": "about:blank", "title": str(exc.detail), "status": exc.status_code},
+        status_code=exc.status_code,
+        headers=headers,
+        media_type=PROBLEM_MEDIA_TYPE,
+    )
+
+
+async def _on_database_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SQLAlchemyError)
+    if _is_outage(exc):
+        logger.warning("database unavailable: %s", type(exc).__name__)
+        return _unavailable("the database is unavailable")
+    logger.error("database error", exc_info=exc)
+    return problem("internal", "Internal error", 500, "the request could not be completed")
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error", exc_info=exc)
+    return problem("internal", "Internal error", 500, "the request could not be completed")
+
+
+ErrorHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+# Which handler answers which exception (Starlette picks the nearest class in the MRO).
+ERROR_HANDLERS: tuple[tuple[type[Exception], ErrorHandler], ...] = (
+    (AuthError, _on_auth_error),
+    (NotAuthenticated, _on_not_authenticated),
+    (PasswordChangeRequired, _on_password_change_required),
+    (Overloaded, _on_overloaded),
+    (RequestValidationError, _on_validation),
+    (StarletteHTTPException, _on_http_error),
+    (SQLAlchemyError, _on_database_error),
+    (Exception, _on_unexpected),
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every mapping on ``app``."""
-
-    async def on_auth_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AuthError)
-        return auth_error_response(exc)
-
-    async def on_not_authenticated(_request: Request, _exc: Exception) -> JSONResponse:
-        return problem(
-            "unauthenticated",
-            "Not authenticated",
-            401,
-            "a valid bearer token is required",
-            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'},
-        )
-
-    async def on_password_change_required(_request: Request, _exc: Exception) -> JSONResponse:
-        return problem(
-            "password-change-required",
-            "Password change required",
-            403,
-            "change the password (POST /auth/password) before anything else",
-        )
-
-    async def on_overloaded(_request: Request, _exc: Exception) -> JSONResponse:
-        return problem(
-            "overloaded",
-            "Too busy",
-            503,
-            "every password check worker is busy; retry shortly",
-            headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
-        )
-
-    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
-        # FastAPI's default echoes the input (a password, in a login body): give only
-        # where the problem is and what is expected.
-        errors = [
-            {"loc": [str(part) for part in error.get("loc", ())], "msg": str(error.get("msg"))}
-            for error in exc.errors()
-        ]
-        return problem(
-            "validation-error",
-            "Invalid request body or parameters",
-            422,
-            "the request does not match the schema",
-            errors=errors,
-        )
-
-    async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
-        headers = dict(exc.headers) if exc.headers else None
-        return JSONResponse(
-            {"type": "about:blank", "title": str(exc.detail), "status": exc.status_code},
-            status_code=exc.status_code,
-            headers=headers,
-            media_type=PROBLEM_MEDIA_TYPE,
-        )
-
-    async def on_database_error(_request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, SQLAlchemyError)
-        if _is_outage(exc):
-            logger.warning("database unavailable: %s", type(exc).__name__)
-            return _unavailable("the database is unavailable")
-        logger.error("database error", exc_info=exc)
-        return problem("internal", "Internal error", 500, "the request could not be completed")
-
-    async def on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        logger.error("unhandled error", exc_info=exc)
-        return problem("internal", "Internal error", 500, "the request could not be completed")
-
-    app.add_exception_handler(AuthError, on_auth_error)
-    app.add_exception_handler(NotAuthenticated, on_not_authenticated)
-    app.add_exception_handler(PasswordChangeRequired, on_password_change_required)
-    app.add_exception_handler(Overloaded, on_overloaded)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http_error)
-    app.add_exception_handler(SQLAlchemyError, on_database_error)
-    app.add_exception_handler(Exception, on_unexpected)
+    """Register every mapping in ``ERROR_HANDLERS`` on ``app``."""
+    for exc_class, handler in ERROR_HANDLERS:
+        app.add_exception_handler(exc_class, handler)
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
