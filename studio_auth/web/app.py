@@ -15,9 +15,10 @@ from sqlalchemy import Engine
 
 from data.db.session import make_engine, make_sessionmaker
 from studio_auth.settings import Settings, get_settings
+from studio_auth.web.admission import KnownAddresses, PasswordPool
 from studio_auth.web.errors import install_error_handlers
-from studio_auth.web.limiter import BoundedPool, KnownAddresses, PasswordLimiter
 from studio_auth.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from studio_auth.web.pool import BoundedPool
 from studio_auth.web.routers import audit, auth, health, users
 
 API_DESCRIPTION = """\
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     settings = settings or get_settings()
     owns_engine = engine is None
     bound = engine if engine is not None else make_engine(settings.database_url)
-    limiter = PasswordLimiter(settings.password_workers, settings.password_queue)
+    password_pool = PasswordPool(settings.password_workers, settings.password_queue)
     throttle_pool = BoundedPool(
         settings.throttle_workers or _default_throttle_workers(bound),
         settings.throttle_queue,
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
             yield
         finally:
             sys.setswitchinterval(previous)
-            limiter.shutdown()
+            password_pool.shutdown()
             throttle_pool.shutdown()
             if loop_reader is not None:
                 loop_reader.dispose()
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.engine = bound
     app.state.sessionmaker = make_sessionmaker(bound)
     app.state.loop_reader = loop_reader
-    app.state.limiter = limiter
+    app.state.password_pool = password_pool
     app.state.throttle_pool = throttle_pool
     app.state.known_addresses = KnownAddresses()
 

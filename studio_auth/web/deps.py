@@ -19,8 +19,9 @@ from services import permissions, sessions
 from services.errors import Unavailable
 from services.sessions import SessionInfo
 from studio_auth.settings import Settings
+from studio_auth.web.admission import KnownAddresses, PasswordPool
 from studio_auth.web.errors import NotAuthenticated, PasswordChangeRequired
-from studio_auth.web.limiter import BoundedPool, KnownAddresses, PasswordLimiter
+from studio_auth.web.pool import BoundedPool
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -50,14 +51,14 @@ async def get_sessionmaker(request: Request) -> sessionmaker[Session]:
     return _sessionmaker(request)
 
 
-def _limiter(request: Request) -> PasswordLimiter:
-    limiter = request.app.state.limiter
-    assert isinstance(limiter, PasswordLimiter)
-    return limiter
+def _password_pool(request: Request) -> PasswordPool:
+    pool = request.app.state.password_pool
+    assert isinstance(pool, PasswordPool)
+    return pool
 
 
-async def get_limiter(request: Request) -> PasswordLimiter:
-    return _limiter(request)
+async def get_password_pool(request: Request) -> PasswordPool:
+    return _password_pool(request)
 
 
 def get_db(request: Request) -> Iterator[Session]:
@@ -109,7 +110,7 @@ class SignInContext:
     as one dependency: FastAPI's resolution of each dependency costs the event loop
     more than the work inside it, and a refused sign-in does little else."""
 
-    limiter: PasswordLimiter
+    password_pool: PasswordPool
     throttle_pool: BoundedPool
     known_addresses: KnownAddresses
     sessions: sessionmaker[Session]
@@ -122,7 +123,7 @@ async def sign_in_context(request: Request) -> SignInContext:
     assert isinstance(state.throttle_pool, BoundedPool)
     assert isinstance(state.known_addresses, KnownAddresses)
     return SignInContext(
-        limiter=_limiter(request),
+        password_pool=_password_pool(request),
         throttle_pool=state.throttle_pool,
         known_addresses=state.known_addresses,
         sessions=_sessionmaker(request),
@@ -209,6 +210,6 @@ def require_permission(action: str) -> Callable[..., SessionInfo]:
 AnySession = Annotated[SessionInfo, Depends(session_any_state)]
 CurrentSession = Annotated[SessionInfo, Depends(current_session)]
 Db = Annotated[Session, Depends(get_db)]
-Limiter = Annotated[PasswordLimiter, Depends(get_limiter)]
+PasswordPoolDep = Annotated[PasswordPool, Depends(get_password_pool)]
 SignIn = Annotated[SignInContext, Depends(sign_in_context)]
 Sessions = Annotated[sessionmaker[Session], Depends(get_sessionmaker)]

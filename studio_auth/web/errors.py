@@ -62,7 +62,8 @@ class PasswordChangeRequired(Exception):
 
 
 class Overloaded(Exception):
-    """Every password-check worker is busy and the queue is full."""
+    """A bounded pool has no slot for the job: every worker is busy and the queue is full,
+    or only slots reserved for higher priorities are left."""
 
 
 def problem_body(kind: str, title: str, status: int, detail: str, **extra: Any) -> dict[str, Any]:

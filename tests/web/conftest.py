@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -101,3 +102,12 @@ def assert_problem(response: object, status: int, kind: str | None = None) -> di
         assert body["type"] == f"urn:studio-auth:problem:{kind}"
     assert isinstance(body, dict)
     return body
+
+
+def wait_for(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` until it holds (a thread's progress, never a clock's)."""
+    for _ in range(1000):
+        if condition():
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError("timed out")

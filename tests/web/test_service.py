@@ -1,15 +1,13 @@
-"""Health, headers, body limit, client addresses and the password-check limiter."""
+"""Health, headers, body limit, client addresses and signing in through the pools."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import ipaddress
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +23,9 @@ from data.models import User
 from studio_auth.settings import Settings
 from studio_auth.web.app import GIL_SWITCH_SECONDS, create_app, create_served_app
 from studio_auth.web.deps import forwarded_client
-from studio_auth.web.errors import Overloaded
-from studio_auth.web.limiter import (
-    POOL_THREAD_NICENESS,
-    BoundedPool,
-    KnownAddresses,
-    PasswordLimiter,
-    Standing,
-)
+from studio_auth.web.pool import Priority
 from tests.conftest import DEFAULT_PASSWORD
-from tests.web.conftest import Account, assert_problem
+from tests.web.conftest import Account, assert_problem, wait_for
 
 
 def test_healthz_and_readyz(client: TestClient) -> None:
@@ -185,188 +176,28 @@ def test_bad_trusted_proxies_setting_is_refused() -> None:
         Settings(trusted_proxies="10.0.0.0/8, example.com")
 
 
-# --- password-check limiter ------------------------------------------------------------
-
-
-def test_limiter_refuses_at_once_beyond_workers_plus_queue() -> None:
-    limiter = PasswordLimiter(workers=1, queue=1)
-    release = threading.Event()
-    try:
-        first = limiter.submit(release.wait)
-        second = limiter.submit(release.wait)  # queued
-        with pytest.raises(Overloaded):
-            limiter.submit(release.wait)
-        assert limiter.admitted == 2
-        release.set()
-        assert first.result(timeout=10) and second.result(timeout=10)
-        # Slots come back once the work is done.
-        assert asyncio.run(limiter.run(lambda: 42)) == 42
-    finally:
-        release.set()
-        limiter.shutdown()
-    assert limiter.admitted == 0
-
-
-def _wait_for(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):
-        if condition():
-            return
-        threading.Event().wait(0.01)
-    raise AssertionError("timed out")
-
-
-def test_limiter_keeps_its_last_places_by_standing() -> None:
-    limiter = PasswordLimiter(workers=2, queue=4)
-    assert (limiter.spare, limiter.reserved) == (2, 1)
-    release = threading.Event()
-    try:
-        jobs = [limiter.submit_as(release.wait, Standing.SUSPECT) for _ in range(4)]
-        with pytest.raises(Overloaded):
-            limiter.submit_as(release.wait, Standing.SUSPECT)
-        jobs.append(limiter.submit_as(release.wait, Standing.NEW))
-        with pytest.raises(Overloaded):
-            limiter.check_standing(Standing.NEW)
-        with pytest.raises(Overloaded):
-            limiter.submit_as(release.wait, Standing.NEW)
-        limiter.check_standing(Standing.KNOWN)
-        jobs.append(limiter.submit(release.wait))  # a signed-in user's work is known
-        with pytest.raises(Overloaded):
-            limiter.submit_as(release.wait, Standing.KNOWN)
-        assert limiter.admitted == 6
-        release.set()
-        assert all(job.result(timeout=10) for job in jobs)
-    finally:
-        release.set()
-        limiter.shutdown()
-
-
-@pytest.mark.parametrize(
-    ("workers", "queue", "spare", "reserved"),
-    [(1, 0, 0, 0), (2, 1, 1, 1), (1, 4, 1, 1), (2, 4, 2, 1), (8, 4, 4, 2)],
-)
-def test_limiter_kept_places_never_shut_anyone_out(workers, queue, spare, reserved) -> None:
-    limiter = PasswordLimiter(workers=workers, queue=queue)
-    assert (limiter.spare, limiter.reserved) == (spare, reserved)
-    assert limiter.capacity - limiter.spare >= workers
-    for standing in Standing:
-        assert asyncio.run(limiter.run_as(lambda: 7, standing)) == 7
-    limiter.shutdown()
-
-
-def test_waiting_work_starts_by_standing_then_in_order_of_arrival() -> None:
-    limiter = PasswordLimiter(workers=1, queue=5)
-    release = threading.Event()
-    started: list[str] = []
-    try:
-        busy = limiter.submit(release.wait)
-        jobs = [
-            limiter.submit_as(lambda name=name: started.append(name), standing)
-            for name, standing in [
-                ("suspect", Standing.SUSPECT),
-                ("new 1", Standing.NEW),
-                ("known", Standing.KNOWN),
-                ("new 2", Standing.NEW),
-            ]
-        ]
-        release.set()
-        busy.result(timeout=10)
-        for job in jobs:
-            job.result(timeout=10)
-    finally:
-        release.set()
-        limiter.shutdown()
-    assert started == ["known", "new 1", "new 2", "suspect"]
-
-
-def test_a_failing_job_raises_to_its_caller_and_frees_its_place_first() -> None:
-    pool = BoundedPool(1, 0, name="throttle")
-
-    def fail() -> None:
-        raise ValueError("from the worker")
-
-    try:
-        with pytest.raises(ValueError, match="from the worker"):
-            pool.submit(fail).result(timeout=10)
-        assert pool.admitted == 0
-        assert pool.submit(lambda: 3).result(timeout=10) == 3
-    finally:
-        pool.shutdown()
-
-
-def test_a_job_cancelled_while_waiting_gives_its_place_back_at_once() -> None:
-    pool = BoundedPool(1, 1, name="throttle")
-    release = threading.Event()
-    try:
-        running = pool.submit(release.wait)
-        waiting = pool.submit(lambda: "never")
-        with pytest.raises(Overloaded):
-            pool.submit(lambda: "no room")
-        assert waiting.cancel()  # its client went away
-        assert pool.admitted == 1
-        replacement = pool.submit(lambda: "room")
-        release.set()
-        assert running.result(timeout=10) is True
-        assert replacement.result(timeout=10) == "room"
-        assert pool.admitted == 0
-    finally:
-        release.set()
-        pool.shutdown()
-
-
-def test_shutdown_cancels_waiting_work_and_the_pool_starts_again() -> None:
-    pool = BoundedPool(1, 2, name="throttle")
-    release = threading.Event()
-    running = pool.submit(release.wait)
-    _wait_for(running.running)
-    waiting = [pool.submit(lambda: 1) for _ in range(2)]
-    stopper = threading.Thread(target=pool.shutdown)
-    stopper.start()
-    for job in waiting:
-        with pytest.raises(CancelledError):
-            job.result(timeout=10)
-    release.set()
-    stopper.join(timeout=10)
-    assert not stopper.is_alive()
-    assert running.result(timeout=10) is True
-    assert pool.admitted == 0
-    try:
-        assert pool.submit(lambda: 2).result(timeout=10) == 2  # new threads, same pool
-    finally:
-        pool.shutdown()
-
-
-def test_known_addresses_keep_the_most_recent_within_their_limit() -> None:
-    known = KnownAddresses(limit=2)
-    for address in ("192.0.2.1", "192.0.2.2", "192.0.2.1", "192.0.2.3"):
-        known.add(address)
-    known.add(None)
-    assert "192.0.2.1" in known and "192.0.2.3" in known
-    assert "192.0.2.2" not in known  # the least recently successful went first
-    assert None not in known
-
-
-def test_a_name_with_recent_failures_gets_no_last_place_in_the_pool(
+def test_a_name_with_recent_failures_gets_no_last_slot_in_the_pool(
     engine: Engine, make_user: Callable[..., User]
 ) -> None:
     make_user("ana")
     make_user("bea")
     app = create_app(Settings(password_workers=1, password_queue=1), engine=engine)
-    limiter = app.state.limiter
+    pool = app.state.password_pool
     release = threading.Event()
     right = {"username": "bea", "password": DEFAULT_PASSWORD}
     with TestClient(app) as client:
         assert client.post("/auth/login", json=right).status_code == 200  # a known address
         wrong = client.post("/auth/login", json={"username": "ana", "password": "not it"})
         assert wrong.status_code == 401
-        busy = limiter.submit(release.wait)  # one of two places taken
+        busy = pool.submit(release.wait, Priority.HIGH)  # one of two slots taken
         try:
             response = client.post(
                 "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
             )
             assert_problem(response, 503, "overloaded")
-            # A clean name from a known address still gets the last place (it waits).
+            # A clean name from a known address still gets the last slot (it waits).
             clean = ThreadPoolExecutor(1).submit(client.post, "/auth/login", json=right)
-            _wait_for(lambda: limiter.admitted == 2)
+            wait_for(lambda: pool.admitted == 2)
         finally:
             release.set()
             busy.result(timeout=10)
@@ -375,7 +206,7 @@ def test_a_name_with_recent_failures_gets_no_last_place_in_the_pool(
         assert again.status_code == 200
 
 
-def test_an_address_with_many_failures_gets_no_last_place_in_the_pool(
+def test_an_address_with_many_failures_gets_no_last_slot_in_the_pool(
     engine: Engine, make_user: Callable[..., User], settings_env: Callable[..., None]
 ) -> None:
     settings_env(throttle_free_failures=3)
@@ -383,7 +214,7 @@ def test_an_address_with_many_failures_gets_no_last_place_in_the_pool(
     make_user("cat")
     settings = Settings(password_workers=1, password_queue=1, trusted_proxies="127.0.0.1/32")
     app = create_app(settings, engine=engine)
-    limiter = app.state.limiter
+    pool = app.state.password_pool
     release = threading.Event()
 
     def sign_in(name: str, password: str, address: str) -> Any:
@@ -397,12 +228,12 @@ def test_an_address_with_many_failures_gets_no_last_place_in_the_pool(
         assert sign_in("cat", DEFAULT_PASSWORD, "192.0.2.1").status_code == 200
         for name in ("cy", "di", "ed"):  # one failure each, all from one address
             assert sign_in(name, "not it", "198.51.100.7").status_code == 401
-        busy = limiter.submit(release.wait)  # one of two places taken
+        busy = pool.submit(release.wait, Priority.HIGH)  # one of two slots taken
         try:
             # bea has no failures, but her attempt comes from that address.
             assert_problem(sign_in("bea", DEFAULT_PASSWORD, "198.51.100.7"), 503, "overloaded")
             clean = ThreadPoolExecutor(1).submit(sign_in, "cat", DEFAULT_PASSWORD, "192.0.2.1")
-            _wait_for(lambda: limiter.admitted == 2)
+            wait_for(lambda: pool.admitted == 2)
         finally:
             release.set()
             busy.result(timeout=10)
@@ -410,7 +241,7 @@ def test_an_address_with_many_failures_gets_no_last_place_in_the_pool(
         assert sign_in("bea", DEFAULT_PASSWORD, "198.51.100.7").status_code == 200
 
 
-def test_refusals_for_want_of_a_place_never_lock_the_name_out(
+def test_refusals_for_want_of_a_slot_never_lock_the_name_out(
     engine: Engine, make_user: Callable[..., User], db: Any
 ) -> None:
     from services import throttle
@@ -423,9 +254,9 @@ def test_refusals_for_want_of_a_place_never_lock_the_name_out(
     with TestClient(app) as client:
         assert client.post("/auth/login", json={**ana, "username": "bea"}).status_code == 200
         assert client.post("/auth/login", json={**ana, "password": "not it"}).status_code == 401
-        busy = app.state.limiter.submit(release.wait)
+        busy = app.state.password_pool.submit(release.wait, Priority.HIGH)
         try:
-            # Counted from a known address, then suspect (the name's failure): no place.
+            # Counted from a known address, then LOW (the name's failure): no slot.
             for _ in range(10):
                 assert_problem(client.post("/auth/login", json=ana), 503, "overloaded")
         finally:
@@ -436,16 +267,16 @@ def test_refusals_for_want_of_a_place_never_lock_the_name_out(
         assert client.post("/auth/login", json=ana).status_code == 200
 
 
-def test_a_known_address_gets_the_last_place_and_a_new_one_does_not(
+def test_a_known_address_gets_the_last_slot_and_a_new_one_does_not(
     engine: Engine, make_user: Callable[..., User]
 ) -> None:
-    # A spray of guesses from fresh addresses can fill every place a new sign-in may
+    # A spray of guesses from fresh addresses can fill every slot a new sign-in may
     # take; staff signing in from their usual address still get one, and go first.
     make_user("bea")
     settings = Settings(password_workers=1, password_queue=2, trusted_proxies="127.0.0.1/32")
     app = create_app(settings, engine=engine)
-    limiter = app.state.limiter
-    assert limiter.reserved == 1
+    pool = app.state.password_pool
+    assert pool.reserved_above_normal == 1
     release = threading.Event()
     started: list[str] = []
 
@@ -456,12 +287,12 @@ def test_a_known_address_gets_the_last_place_and_a_new_one_does_not(
 
     with TestClient(app, client=("127.0.0.1", 50000)) as client:
         assert sign_in("192.0.2.1") == 200
-        busy = limiter.submit(release.wait)
-        queued = limiter.submit_as(lambda: started.append("new"), Standing.NEW)
+        busy = pool.submit(release.wait, Priority.HIGH)
+        queued = pool.submit(lambda: started.append("new"), Priority.NORMAL)
         try:
-            assert sign_in("198.51.100.9") == 503  # new: only the reserved place is left
+            assert sign_in("198.51.100.9") == 503  # normal: only the reserved slot is left
             known = ThreadPoolExecutor(1).submit(sign_in, "192.0.2.1")
-            _wait_for(lambda: limiter.admitted == 3)
+            wait_for(lambda: pool.admitted == 3)
         finally:
             release.set()
             busy.result(timeout=10)
@@ -472,18 +303,7 @@ def test_a_known_address_gets_the_last_place_and_a_new_one_does_not(
         assert "198.51.100.9" in app.state.known_addresses
 
 
-def test_limiter_uses_several_threads_at_once() -> None:
-    limiter = PasswordLimiter(workers=2, queue=0)
-    barrier = threading.Barrier(2, timeout=10)
-    try:
-        # Both must be running at the same time for the barrier to open.
-        jobs = [limiter.submit(barrier.wait) for _ in range(2)]
-        assert sorted(job.result(timeout=10) for job in jobs) == [0, 1]
-    finally:
-        limiter.shutdown()
-
-
-def test_full_limiter_gives_503_to_logins_but_me_still_answers(
+def test_full_password_pool_gives_503_to_logins_but_me_still_answers(
     engine: Engine, make_user: Callable[..., User]
 ) -> None:
     make_user("ana")
@@ -493,7 +313,7 @@ def test_full_limiter_gives_503_to_logins_but_me_still_answers(
         token = client.post(
             "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
         ).json()["access_token"]
-        busy = app.state.limiter.submit(release.wait)
+        busy = app.state.password_pool.submit(release.wait, Priority.HIGH)
         try:
             response = client.post(
                 "/auth/login", json={"username": "ana", "password": DEFAULT_PASSWORD}
@@ -528,15 +348,15 @@ def test_throttled_logins_never_enter_the_password_pool(
     with TestClient(app) as client:
         wrong = {"username": "ana", "password": "not the password"}
         assert client.post("/auth/login", json=wrong).status_code == 401
-        limiter = app.state.limiter
+        pool = app.state.password_pool
         submitted: list[object] = []
-        original = limiter.submit
+        original = pool.submit
 
-        def spy(work: Any, **kw: Any) -> Any:
+        def spy(work: Any, *args: Any, **kw: Any) -> Any:
             submitted.append(work)
-            return original(work, **kw)
+            return original(work, *args, **kw)
 
-        limiter.submit = spy
+        pool.submit = spy
         checkpw_counter.calls = 0
         for _ in range(5):
             assert_problem(client.post("/auth/login", json=wrong), 429, "throttled")
@@ -547,7 +367,7 @@ def test_throttled_logins_never_enter_the_password_pool(
 @pytest.mark.parametrize(
     ("pool", "sizes"),
     [
-        ("limiter", {"password_workers": 1, "password_queue": 0}),
+        ("password_pool", {"password_workers": 1, "password_queue": 0}),
         ("throttle_pool", {"throttle_workers": 1, "throttle_queue": 0}),
     ],
 )
@@ -561,7 +381,7 @@ def test_a_full_pool_refuses_at_once_before_the_attempt_is_counted(
     release = threading.Event()
     right = {"username": "ana", "password": DEFAULT_PASSWORD}
     with TestClient(app) as client:
-        busy = getattr(app.state, pool).submit(release.wait)
+        busy = getattr(app.state, pool).submit(release.wait, Priority.HIGH)
         try:
             for _ in range(10):
                 response = client.post("/auth/login", json=right)
@@ -572,9 +392,6 @@ def test_a_full_pool_refuses_at_once_before_the_attempt_is_counted(
             busy.result(timeout=10)
         assert db.query(ThrottleCounter).count() == 0
         assert client.post("/auth/login", json=right).status_code == 200
-
-
-# --- throttle pool ---------------------------------------------------------------------
 
 
 def test_attempts_are_counted_on_the_throttle_pool_not_the_shared_one(
@@ -611,8 +428,8 @@ def test_throttle_pool_size_follows_the_database(engine: Engine) -> None:
 
 def test_the_served_app_keeps_its_start_up_heap_out_of_full_collections() -> None:
     # A full collection runs on whichever thread allocates, usually the event loop: with
-    # the framework's objects in view, each paused every waiting request for tens of
-    # milliseconds under a login flood (docs/performance.md).
+    # the framework's objects in view, each paused every waiting request under a login
+    # flood (docs/performance.md).
     frozen_before = gc.get_freeze_count()
     try:
         app = create_served_app()
@@ -624,56 +441,6 @@ def test_the_served_app_keeps_its_start_up_heap_out_of_full_collections() -> Non
     assert tracked < frozen / 10
     with TestClient(app) as client:
         assert client.get("/healthz").status_code == 200
-
-
-def _niceness() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread niceness is Linux's")
-@pytest.mark.parametrize(
-    "make_pool",
-    [lambda: PasswordLimiter(1, 0), lambda: BoundedPool(1, 0, name="throttle")],
-    ids=["password", "throttle"],
-)
-def test_sign_in_pool_threads_run_below_the_thread_that_started_them(
-    make_pool: Callable[[], BoundedPool],
-) -> None:
-    # Under a flood, refused attempts and password checks must not delay the event loop
-    # that answers token checks: both pools' threads run nicer than it.
-    pool = make_pool()
-    try:
-        inside = pool.submit(_niceness).result(timeout=10)
-    finally:
-        pool.shutdown()
-    assert inside == min(19, _niceness() + POOL_THREAD_NICENESS)
-
-
-def _os_thread_name() -> str:
-    return Path(f"/proc/self/task/{threading.get_native_id()}/comm").read_text().strip()
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc thread names are Linux's")
-@pytest.mark.parametrize(
-    ("make_pool", "expected"),
-    [
-        (lambda: PasswordLimiter(1, 0), "password_0"),
-        (lambda: BoundedPool(1, 0, name="throttle"), "throttle_0"),
-    ],
-    ids=["password", "throttle"],
-)
-def test_sign_in_pool_threads_carry_their_names_in_the_os(
-    make_pool: Callable[[], BoundedPool], expected: str
-) -> None:
-    # top -H and ps -L tell an operator which pool is using the CPU.
-    before = _os_thread_name()
-    pool = make_pool()
-    try:
-        inside = pool.submit(_os_thread_name).result(timeout=10)
-    finally:
-        pool.shutdown()
-    assert inside == expected
-    assert _os_thread_name() == before  # the caller's thread keeps its own name
 
 
 @pytest.mark.parametrize("value", [0, 65])

@@ -14,9 +14,10 @@ from services import permissions, sessions, throttle, users
 from services.auth import UserInfo, check_throttle, user_info
 from services.errors import NotFound, Unavailable
 from services.throttle import Attempt
-from studio_auth.web.deps import AnySession, CurrentSession, Db, Limiter, Sessions, SignIn
+from studio_auth.web.admission import priority_of_address, priority_of_attempt
+from studio_auth.web.deps import AnySession, CurrentSession, Db, PasswordPoolDep, Sessions, SignIn
 from studio_auth.web.errors import Overloaded, problem_responses
-from studio_auth.web.limiter import Standing
+from studio_auth.web.pool import Priority
 from studio_auth.web.schemas import (
     ElevateRequest,
     ElevationResponse,
@@ -46,21 +47,21 @@ def _token_response(token: str, expires_at: Any, user: UserInfo) -> TokenRespons
 )
 async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
     username, password = body.username, body.password.get_secret_value()
-    limiter, factory, ip, agent = ctx.limiter, ctx.sessions, ctx.ip, ctx.user_agent
+    pool, factory, ip, agent = ctx.password_pool, ctx.sessions, ctx.ip, ctx.user_agent
 
     def admit() -> Attempt:
         with factory() as db:
             return check_throttle(db, username, ip=ip, user_agent=agent)
 
-    # A pool too full for this address's standing (see the limiter) refuses before
+    # A pool too full for this address's priority (see admission) refuses before
     # anything is counted, so a 503 never costs the user an attempt (a race with another
-    # request, or a count that makes the attempt suspect, can still end in 503). Then
-    # the throttle decides on its own small pool, off the password pool: a flood of
-    # throttled attempts costs no bcrypt and takes no place that a legitimate sign-in
-    # could have had.
-    standing = Standing.KNOWN if ip in ctx.known_addresses else Standing.NEW
-    limiter.check_standing(standing)
-    attempt = await ctx.throttle_pool.run(admit)
+    # request, or a count that lowers the priority, can still end in 503). Then the
+    # throttle decides on its own small pool, off the password pool: a flood of throttled
+    # attempts costs no bcrypt and takes no slot that a legitimate sign-in could have had.
+    address_priority = priority_of_address(ctx.known_addresses, ip)
+    pool.check_capacity(address_priority)
+    # Every attempt is counted, and every refund made, at one priority: in order of arrival.
+    attempt = await ctx.throttle_pool.run(admit, Priority.NORMAL)
 
     def work() -> sessions.LoginResult:
         with factory() as db:
@@ -70,18 +71,14 @@ async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
         with factory() as db:
             throttle.refund_attempt(db, attempt)
 
-    # Recent failures (under the name, or many from the address) outweigh a known
-    # address: under a flood, clean sign-ins keep the pool's last places and go first.
     try:
-        result = await limiter.run_as(
-            work, Standing.SUSPECT if attempt.has_recent_failures else standing
-        )
+        result = await pool.run(work, priority_of_attempt(attempt, address_priority))
     except Overloaded:
         # Counted, but no password was checked: give back what the count took, so that
-        # retries refused for want of a place cannot lock the name out. If even that
-        # finds no place, the count stays (counting too much is the safe side).
+        # retries refused for want of a slot cannot lock the name out. If even that finds
+        # no slot, the count stays (counting too much is the safe side).
         with contextlib.suppress(Overloaded, Unavailable):
-            await ctx.throttle_pool.run(give_back)
+            await ctx.throttle_pool.run(give_back, Priority.NORMAL)
         raise
     ctx.known_addresses.add(ip)
     return _token_response(result.token, result.expires_at, result.user)
@@ -173,7 +170,7 @@ def revoke_own_session(
 async def change_own_password(
     body: PasswordChangeRequest,
     info: AnySession,
-    limiter: Limiter,
+    pool: PasswordPoolDep,
     factory: Sessions,
 ) -> TokenResponse:
     current = body.current_password.get_secret_value()
@@ -191,7 +188,7 @@ async def change_own_password(
             db.commit()
         return _token_response(issued.token, issued.expires_at, fresh)
 
-    return await limiter.run(work)
+    return await pool.run(work, Priority.HIGH)  # a signed-in user's work
 
 
 @router.get(
@@ -234,4 +231,4 @@ async def elevate(body: ElevateRequest, info: CurrentSession, ctx: SignIn) -> El
             db.commit()
         return ElevationResponse(session_id=session_id, elevated_until=until)
 
-    return await ctx.limiter.run(work)
+    return await ctx.password_pool.run(work, Priority.HIGH)  # a signed-in user's work

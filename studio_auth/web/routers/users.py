@@ -11,8 +11,9 @@ from data.models import User
 from services import sessions, throttle, users
 from services.errors import InvalidRequest, NotFound
 from services.sessions import SessionInfo
-from studio_auth.web.deps import Db, Limiter, Sessions, require_permission
+from studio_auth.web.deps import Db, PasswordPoolDep, Sessions, require_permission
 from studio_auth.web.errors import problem_responses
+from studio_auth.web.pool import Priority
 from studio_auth.web.schemas import (
     PasswordResetRequest,
     RevokedResponse,
@@ -67,7 +68,7 @@ def list_users(_admin: Admin, db: Db) -> list[UserDetail]:
     summary="Create an account",
 )
 async def create_user(
-    body: UserCreateRequest, admin: Admin, limiter: Limiter, factory: Sessions
+    body: UserCreateRequest, admin: Admin, pool: PasswordPoolDep, factory: Sessions
 ) -> UserDetail:
     password = body.password.get_secret_value()
 
@@ -79,7 +80,7 @@ async def create_user(
             db.commit()
             return detail(user)
 
-    return await limiter.run(work)
+    return await pool.run(work, Priority.HIGH)  # a signed-in user's work
 
 
 @router.get(
@@ -124,7 +125,7 @@ async def reset_password(
     user_id: UserId,
     body: PasswordResetRequest,
     admin: Admin,
-    limiter: Limiter,
+    pool: PasswordPoolDep,
     factory: Sessions,
 ) -> UserDetail:
     password = body.new_password.get_secret_value()
@@ -137,7 +138,7 @@ async def reset_password(
             db.commit()
             return detail(user)
 
-    return await limiter.run(work)
+    return await pool.run(work, Priority.HIGH)  # a signed-in user's work
 
 
 @router.post(
