@@ -1,5 +1,5 @@
 """Request dependencies: database sessions, the bearer token, the client address, the
-current session and permission checks."""
+authenticated session, permission checks and what a sign-in route needs."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def _sessionmaker(request: Request) -> sessionmaker[Session]:
     return factory
 
 
-async def get_sessionmaker(request: Request) -> sessionmaker[Session]:
+async def get_session_factory(request: Request) -> sessionmaker[Session]:
     return _sessionmaker(request)
 
 
@@ -113,7 +113,7 @@ class SignInContext:
     password_pool: PasswordPool
     throttle_pool: BoundedPool
     known_addresses: KnownAddresses
-    sessions: sessionmaker[Session]
+    session_factory: sessionmaker[Session]
     ip: str | None
     user_agent: str | None
 
@@ -126,7 +126,7 @@ async def sign_in_context(request: Request) -> SignInContext:
         password_pool=_password_pool(request),
         throttle_pool=state.throttle_pool,
         known_addresses=state.known_addresses,
-        sessions=_sessionmaker(request),
+        session_factory=_sessionmaker(request),
         ip=_client_address(request),
         user_agent=request.headers.get("user-agent"),
     )
@@ -142,7 +142,7 @@ def _touch(factory: sessionmaker[Session], found: sessions.FoundSession) -> Sess
         return sessions.touch_session(db, found)
 
 
-async def session_any_state(
+async def authenticated_session(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> SessionInfo:
@@ -184,7 +184,7 @@ async def session_any_state(
 
 
 async def current_session(
-    info: Annotated[SessionInfo, Depends(session_any_state)],
+    info: Annotated[SessionInfo, Depends(authenticated_session)],
 ) -> SessionInfo:
     """The live session, refused (403) while its user must change their password."""
     if info.get("must_change_password"):
@@ -207,9 +207,9 @@ def require_permission(action: str) -> Callable[..., SessionInfo]:
     return check
 
 
-AnySession = Annotated[SessionInfo, Depends(session_any_state)]
+AuthenticatedSession = Annotated[SessionInfo, Depends(authenticated_session)]
 CurrentSession = Annotated[SessionInfo, Depends(current_session)]
 Db = Annotated[Session, Depends(get_db)]
 PasswordPoolDep = Annotated[PasswordPool, Depends(get_password_pool)]
 SignIn = Annotated[SignInContext, Depends(sign_in_context)]
-Sessions = Annotated[sessionmaker[Session], Depends(get_sessionmaker)]
+SessionFactory = Annotated[sessionmaker[Session], Depends(get_session_factory)]

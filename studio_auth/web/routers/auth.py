@@ -15,7 +15,14 @@ from services.auth import UserInfo, check_throttle, user_info
 from services.errors import NotFound, Unavailable
 from services.throttle import Attempt
 from studio_auth.web.admission import priority_of_address, priority_of_attempt
-from studio_auth.web.deps import AnySession, CurrentSession, Db, PasswordPoolDep, Sessions, SignIn
+from studio_auth.web.deps import (
+    AuthenticatedSession,
+    CurrentSession,
+    Db,
+    PasswordPoolDep,
+    SessionFactory,
+    SignIn,
+)
 from studio_auth.web.errors import Overloaded, problem_responses
 from studio_auth.web.pool import Priority
 from studio_auth.web.schemas import (
@@ -47,7 +54,7 @@ def _token_response(token: str, expires_at: Any, user: UserInfo) -> TokenRespons
 )
 async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
     username, password = body.username, body.password.get_secret_value()
-    pool, factory, ip, agent = ctx.password_pool, ctx.sessions, ctx.ip, ctx.user_agent
+    pool, factory, ip, agent = ctx.password_pool, ctx.session_factory, ctx.ip, ctx.user_agent
 
     def admit() -> Attempt:
         with factory() as db:
@@ -90,7 +97,7 @@ async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
     responses=problem_responses(*_AUTHED),
     summary="End the current session",
 )
-def logout(info: AnySession, db: Db) -> Response:
+def logout(info: AuthenticatedSession, db: Db) -> Response:
     sessions.revoke_session(db, info["session_id"], reason="logout", user_id=info["id"])
     db.commit()
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -102,7 +109,7 @@ def logout(info: AnySession, db: Db) -> Response:
     responses=problem_responses(*_AUTHED),
     summary="The current user and session",
 )
-async def me(info: AnySession) -> dict[str, Any]:
+async def me(info: AuthenticatedSession) -> dict[str, Any]:
     # Everything comes from the one query that resolved the token: no bcrypt, no
     # further reads, and never a wait behind password checks. Async, so building and
     # checking the response costs no thread hop; a plain dict, which FastAPI validates
@@ -169,9 +176,9 @@ def revoke_own_session(
 )
 async def change_own_password(
     body: PasswordChangeRequest,
-    info: AnySession,
+    info: AuthenticatedSession,
     pool: PasswordPoolDep,
-    factory: Sessions,
+    factory: SessionFactory,
 ) -> TokenResponse:
     current = body.current_password.get_secret_value()
     new = body.new_password.get_secret_value()
@@ -218,7 +225,7 @@ async def elevate(body: ElevateRequest, info: CurrentSession, ctx: SignIn) -> El
     ip, agent = ctx.ip, ctx.user_agent
 
     def work() -> ElevationResponse:
-        with ctx.sessions() as db:
+        with ctx.session_factory() as db:
             until = permissions.grant_elevation(
                 db,
                 session_id,

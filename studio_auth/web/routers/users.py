@@ -11,7 +11,7 @@ from data.models import User
 from services import sessions, throttle, users
 from services.errors import InvalidRequest, NotFound
 from services.sessions import SessionInfo
-from studio_auth.web.deps import Db, PasswordPoolDep, Sessions, require_permission
+from studio_auth.web.deps import Db, PasswordPoolDep, SessionFactory, require_permission
 from studio_auth.web.errors import problem_responses
 from studio_auth.web.pool import Priority
 from studio_auth.web.schemas import (
@@ -68,7 +68,7 @@ def list_users(_admin: Admin, db: Db) -> list[UserDetail]:
     summary="Create an account",
 )
 async def create_user(
-    body: UserCreateRequest, admin: Admin, pool: PasswordPoolDep, factory: Sessions
+    body: UserCreateRequest, admin: Admin, pool: PasswordPoolDep, factory: SessionFactory
 ) -> UserDetail:
     password = body.password.get_secret_value()
 
@@ -126,7 +126,7 @@ async def reset_password(
     body: PasswordResetRequest,
     admin: Admin,
     pool: PasswordPoolDep,
-    factory: Sessions,
+    factory: SessionFactory,
 ) -> UserDetail:
     password = body.new_password.get_secret_value()
 
