@@ -3,18 +3,15 @@ effective permissions and supervised elevation."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Response, status
 
 from data.db.base import DB_ID_MAX
-from data.models import User
-from services import permissions, sessions, throttle, users
-from services.auth import UserInfo, check_throttle, user_info
-from services.errors import NotFound, Unavailable
-from services.throttle import Attempt
-from studio_auth.web.admission import priority_of_address, priority_of_attempt
+from services import permissions, sessions
+from services.auth import UserInfo
+from services.errors import NotFound
+from studio_auth.web import signin
 from studio_auth.web.deps import (
     AuthenticatedSession,
     CurrentSession,
@@ -23,8 +20,7 @@ from studio_auth.web.deps import (
     SessionFactory,
     SignIn,
 )
-from studio_auth.web.errors import Overloaded, problem_responses
-from studio_auth.web.pool import Priority
+from studio_auth.web.errors import problem_responses
 from studio_auth.web.schemas import (
     ElevateRequest,
     ElevationResponse,
@@ -53,41 +49,7 @@ def _token_response(token: str, expires_at: Any, user: UserInfo) -> TokenRespons
     summary="Sign in with a username and password",
 )
 async def login(body: LoginRequest, ctx: SignIn) -> TokenResponse:
-    username, password = body.username, body.password.get_secret_value()
-    pool, factory, ip, agent = ctx.password_pool, ctx.session_factory, ctx.ip, ctx.user_agent
-
-    def admit() -> Attempt:
-        with factory() as db:
-            return check_throttle(db, username, ip=ip, user_agent=agent)
-
-    # A pool too full for this address's priority (see admission) refuses before
-    # anything is counted, so a 503 never costs the user an attempt (a race with another
-    # request, or a count that lowers the priority, can still end in 503). Then the
-    # throttle decides on its own small pool, off the password pool: a flood of throttled
-    # attempts costs no bcrypt and takes no slot that a legitimate sign-in could have had.
-    address_priority = priority_of_address(ctx.known_addresses, ip)
-    pool.check_capacity(address_priority)
-    # Every attempt is counted, and every refund made, at one priority: in order of arrival.
-    attempt = await ctx.throttle_pool.run(admit, Priority.NORMAL)
-
-    def work() -> sessions.LoginResult:
-        with factory() as db:
-            return sessions.login(db, username, password, ip=ip, user_agent=agent, attempt=attempt)
-
-    def give_back() -> None:
-        with factory() as db:
-            throttle.refund_attempt(db, attempt)
-
-    try:
-        result = await pool.run(work, priority_of_attempt(attempt, address_priority))
-    except Overloaded:
-        # Counted, but no password was checked: give back what the count took, so that
-        # retries refused for want of a slot cannot lock the name out. If even that finds
-        # no slot, the count stays (counting too much is the safe side).
-        with contextlib.suppress(Overloaded, Unavailable):
-            await ctx.throttle_pool.run(give_back, Priority.NORMAL)
-        raise
-    ctx.known_addresses.add(ip)
+    result = await signin.sign_in(ctx, body.username, body.password.get_secret_value())
     return _token_response(result.token, result.expires_at, result.user)
 
 
@@ -180,22 +142,15 @@ async def change_own_password(
     pool: PasswordPoolDep,
     factory: SessionFactory,
 ) -> TokenResponse:
-    current = body.current_password.get_secret_value()
-    new = body.new_password.get_secret_value()
-
-    def work() -> TokenResponse:
-        with factory() as db:
-            issued = users.change_password(
-                db, info["id"], current, new, session_id=info["session_id"]
-            )
-            assert issued is not None  # a session id was given, so a new session exists
-            user = db.get(User, info["id"])
-            assert user is not None
-            fresh = user_info(user)
-            db.commit()
-        return _token_response(issued.token, issued.expires_at, fresh)
-
-    return await pool.run(work, Priority.HIGH)  # a signed-in user's work
+    issued, user = await signin.change_password(
+        pool,
+        factory,
+        user_id=info["id"],
+        session_id=info["session_id"],
+        current=body.current_password.get_secret_value(),
+        new=body.new_password.get_secret_value(),
+    )
+    return _token_response(issued.token, issued.expires_at, user)
 
 
 @router.get(
@@ -220,22 +175,8 @@ async def effective_permissions(info: CurrentSession) -> PermissionsResponse:
     summary="An admin approves supervised actions on the current (assistant's) session",
 )
 async def elevate(body: ElevateRequest, info: CurrentSession, ctx: SignIn) -> ElevationResponse:
-    username, password = body.username, body.password.get_secret_value()
     session_id = info["session_id"]
-    ip, agent = ctx.ip, ctx.user_agent
-
-    def work() -> ElevationResponse:
-        with ctx.session_factory() as db:
-            until = permissions.grant_elevation(
-                db,
-                session_id,
-                username,
-                password,
-                minutes=body.minutes,
-                ip=ip,
-                user_agent=agent,
-            )
-            db.commit()
-        return ElevationResponse(session_id=session_id, elevated_until=until)
-
-    return await ctx.password_pool.run(work, Priority.HIGH)  # a signed-in user's work
+    until = await signin.grant_elevation(
+        ctx, session_id, body.username, body.password.get_secret_value(), body.minutes
+    )
+    return ElevationResponse(session_id=session_id, elevated_until=until)
