@@ -1,13 +1,13 @@
 """The FastAPI application factory. Nothing is built at import: ``create_app()`` makes the
-engine, the password-check pool and the app, so tests and each uvicorn worker build
+engine, the sign-in pools and the app, so tests and each uvicorn worker build
 their own."""
 
 from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -50,40 +50,23 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     """A new application on ``engine`` (default: one made for ``settings.database_url``).
 
     ``settings`` (default: the process settings) sets the web layer's knobs: body limit,
-    trusted proxies and the password-check pool. The services read the process settings.
+    trusted proxies and the sign-in pools. The services read the process settings.
     An engine passed in belongs to the caller and is not disposed at shutdown.
     """
     settings = settings or get_settings()
-    owns_engine = engine is None
     bound = engine if engine is not None else make_engine(settings.database_url)
     password_pool = PasswordPool(settings.password_workers, settings.password_queue)
-    throttle_pool = BoundedPool(
-        settings.throttle_workers or _default_throttle_workers(bound),
-        settings.throttle_queue,
-        name="throttle",
-    )
+    throttle_pool = _make_throttle_pool(settings, bound)
     loop_reader = _loop_reader(bound)
-
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        previous = sys.getswitchinterval()
-        sys.setswitchinterval(min(previous, GIL_SWITCH_SECONDS))
-        try:
-            yield
-        finally:
-            sys.setswitchinterval(previous)
-            password_pool.shutdown()
-            throttle_pool.shutdown()
-            if loop_reader is not None:
-                loop_reader.dispose()
-            if owns_engine:
-                bound.dispose()
+    disposes = [loop_reader] if loop_reader is not None else []
+    if engine is None:
+        disposes.append(bound)
 
     app = FastAPI(
         title="studio-auth",
         version="0.1.0",
         description=API_DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(stops=(password_pool, throttle_pool), disposes=tuple(disposes)),
         # The API serves JSON only; the schema stays at /openapi.json. The interactive
         # pages would need scripts from elsewhere and a looser content security policy.
         docs_url=None,
@@ -99,15 +82,44 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     app.state.known_addresses = KnownAddresses()
 
     install_error_handlers(app)
+    _add_middleware(app, settings)
+    _include_routers(app)
+    return app
+
+
+def _lifespan(
+    *, stops: tuple[BoundedPool, ...], disposes: tuple[Engine, ...]
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """While the app runs, a short interpreter switch interval; when it stops, the pools
+    in ``stops`` are shut down and the engines in ``disposes`` disposed."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, GIL_SWITCH_SECONDS))
+        try:
+            yield
+        finally:
+            sys.setswitchinterval(previous)
+            for pool in stops:
+                pool.shutdown()
+            for engine in disposes:
+                engine.dispose()
+
+    return lifespan
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # Added last runs first: the headers wrap every response, including a 413.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
 
+
+def _include_routers(app: FastAPI) -> None:
     app.include_router(auth.router)
     app.include_router(users.router)
     app.include_router(audit.router)
     app.include_router(health.router)
-    return app
 
 
 def create_served_app() -> FastAPI:
@@ -128,8 +140,15 @@ def create_served_app() -> FastAPI:
     return app
 
 
-def _default_throttle_workers(engine: Engine) -> int:
-    return 1 if engine.dialect.name == "sqlite" else THROTTLE_WORKERS
+def _make_throttle_pool(settings: Settings, engine: Engine) -> BoundedPool:
+    """The small pool that counts sign-in attempts, apart from the framework's shared
+    thread pool: under a flood of throttled attempts a few threads take the writes in
+    turn instead of dozens contending for the interpreter lock and the database's write
+    lock."""
+    default_workers = 1 if engine.dialect.name == "sqlite" else THROTTLE_WORKERS
+    return BoundedPool(
+        settings.throttle_workers or default_workers, settings.throttle_queue, name="throttle"
+    )
 
 
 def _loop_reader(engine: Engine) -> Engine | None:
