@@ -32,7 +32,7 @@ Errors are RFC 9457 problem details (`application/problem+json`).
 # While the service runs, a thread running Python (counting a throttled sign-in, say)
 # hands the interpreter lock back to the event loop after this long, not after Python's
 # default 5 ms, which a token check would otherwise wait each time the loop gives up the
-# lock for a socket call. Measured under the login flood (docs/performance.md).
+# lock for a socket call (docs/performance.md).
 GIL_SWITCH_SECONDS = 0.0005
 
 # FastAPI's built-in OpenTelemetry hooks keep each request's body and validated values
@@ -128,8 +128,8 @@ def create_served_app() -> FastAPI:
     frozen out of the cyclic garbage collector's sight (``gc.freeze``).
 
     A full collection runs on whichever thread happens to allocate, usually the event
-    loop, and scans every tracked object: with the whole framework in the heap, a
-    pause of tens of milliseconds for every request waiting on the loop. Frozen, the
+    loop, and scans every tracked object: with the whole framework in the heap, a long
+    pause for every request waiting on the loop (docs/performance.md). Frozen, the
     modules, routes and schemas built at start are no longer scanned; what requests
     create still is, and is still freed. Not done by ``create_app``: an app embedded in
     another process leaves that process's collector alone.

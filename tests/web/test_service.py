@@ -185,8 +185,8 @@ def test_throttle_pool_size_follows_the_database(engine: Engine) -> None:
 
 def test_the_served_app_keeps_its_start_up_heap_out_of_full_collections() -> None:
     # A full collection runs on whichever thread allocates, usually the event loop: with
-    # the framework's objects in view, each paused every waiting request for tens of
-    # milliseconds under a login flood (docs/performance.md).
+    # the framework's objects in view, each paused every waiting request under a login
+    # flood (docs/performance.md).
     frozen_before = gc.get_freeze_count()
     try:
         app = create_served_app()
