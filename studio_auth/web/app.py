@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     bound = engine if engine is not None else make_engine(settings.database_url)
     password_pool = PasswordPool(settings.password_workers, settings.password_queue)
     throttle_pool = _make_throttle_pool(settings, bound)
-    loop_reader = _loop_reader(bound)
+    loop_reader = _make_loop_reader(bound)
     disposes = [loop_reader] if loop_reader is not None else []
     if engine is None:
         disposes.append(bound)
@@ -151,7 +151,7 @@ def _make_throttle_pool(settings: Settings, engine: Engine) -> BoundedPool:
     )
 
 
-def _loop_reader(engine: Engine) -> Engine | None:
+def _make_loop_reader(engine: Engine) -> Engine | None:
     """For a SQLite file, a second engine whose one connection reads sessions on the event
     loop, never waiting for a lock (busy timeout 0: a busy database fails at once and the
     request takes the thread pool instead). In WAL mode a read does not wait for writers,

@@ -67,7 +67,7 @@ def get_db(request: Request) -> Iterator[Session]:
         yield db
 
 
-def forwarded_client(
+def resolve_client_address(
     peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[Network]
 ) -> str | None:
     """The client address: the socket peer, unless the peer is a trusted proxy, in which
@@ -101,7 +101,7 @@ def _is_trusted(address: str | None, trusted: Sequence[Network]) -> bool:
 def _client_address(request: Request) -> str | None:
     peer = request.client.host if request.client else None
     trusted = _settings(request).trusted_proxy_networks
-    return forwarded_client(peer, request.headers.getlist("x-forwarded-for"), trusted)
+    return resolve_client_address(peer, request.headers.getlist("x-forwarded-for"), trusted)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from data.db.session import make_engine
 from data.models import User
 from studio_auth.settings import Settings
 from studio_auth.web.app import GIL_SWITCH_SECONDS, create_app, create_served_app
-from studio_auth.web.deps import forwarded_client
+from studio_auth.web.deps import resolve_client_address
 from tests.conftest import DEFAULT_PASSWORD
 from tests.web.conftest import Account, assert_problem
 
@@ -135,11 +135,11 @@ PROXIES = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128")]
 def test_forwarded_for_is_honoured_only_from_trusted_proxies(
     peer: str | None, forwarded: list[str], expected: str | None
 ) -> None:
-    assert forwarded_client(peer, forwarded, PROXIES) == expected
+    assert resolve_client_address(peer, forwarded, PROXIES) == expected
 
 
 def test_forwarded_for_ignored_without_trusted_proxies() -> None:
-    assert forwarded_client("10.0.0.2", ["198.51.100.1"], []) == "10.0.0.2"
+    assert resolve_client_address("10.0.0.2", ["198.51.100.1"], []) == "10.0.0.2"
 
 
 def test_session_records_the_forwarded_client(

@@ -29,7 +29,7 @@ Admin = Annotated[SessionInfo, Depends(require_permission("staff.manage_users"))
 UserId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
 
 
-def detail(user: User) -> UserDetail:
+def describe_user(user: User) -> UserDetail:
     return UserDetail(
         id=user.id,
         username=user.username,
@@ -43,7 +43,7 @@ def detail(user: User) -> UserDetail:
     )
 
 
-def _existing(db: Any, user_id: int) -> User:
+def _require_user(db: Any, user_id: int) -> User:
     user = users.get_user(db, user_id)
     if user is None:
         raise NotFound(f"no user with id {user_id}")
@@ -57,7 +57,7 @@ def _existing(db: Any, user_id: int) -> User:
     summary="Every account, active or not",
 )
 def list_users(_admin: Admin, db: Db) -> list[UserDetail]:
-    return [detail(user) for user in users.list_users(db)]
+    return [describe_user(user) for user in users.list_users(db)]
 
 
 @router.post(
@@ -78,7 +78,7 @@ async def create_user(
                 db, body.username, password, body.role, artist_id=body.artist_id, actor=admin
             )
             db.commit()
-            return detail(user)
+            return describe_user(user)
 
     return await pool.run(work, Priority.HIGH)  # a signed-in user's work
 
@@ -90,7 +90,7 @@ async def create_user(
     summary="One account",
 )
 def get_user(user_id: UserId, _admin: Admin, db: Db) -> UserDetail:
-    return detail(_existing(db, user_id))
+    return describe_user(_require_user(db, user_id))
 
 
 @router.patch(
@@ -112,7 +112,7 @@ def update_user(user_id: UserId, body: UserUpdateRequest, admin: Admin, db: Db) 
         changes["artist_id"] = body.artist_id
     user = users.update_user(db, user_id, actor=admin, **changes)
     db.commit()
-    return detail(user)
+    return describe_user(user)
 
 
 @router.post(
@@ -136,7 +136,7 @@ async def reset_password(
                 db, user_id, password, must_change=body.must_change_password, actor=admin
             )
             db.commit()
-            return detail(user)
+            return describe_user(user)
 
     return await pool.run(work, Priority.HIGH)  # a signed-in user's work
 
@@ -148,7 +148,7 @@ async def reset_password(
     summary="End every session of a user",
 )
 def revoke_sessions(user_id: UserId, admin: Admin, db: Db) -> RevokedResponse:
-    user = _existing(db, user_id)
+    user = _require_user(db, user_id)
     count = sessions.revoke_user_sessions(
         db, user.id, reason="revoked_by_admin", actor_id=admin["id"]
     )
@@ -163,7 +163,7 @@ def revoke_sessions(user_id: UserId, admin: Admin, db: Db) -> RevokedResponse:
     summary="Clear a user's failed sign-in count and lock",
 )
 def unlock(user_id: UserId, admin: Admin, db: Db) -> UnlockResponse:
-    user = _existing(db, user_id)
+    user = _require_user(db, user_id)
     cleared = throttle.unlock(db, user.username, actor_id=admin["id"])
     db.commit()
     return UnlockResponse(unlocked=cleared)
