@@ -167,38 +167,23 @@ def _is_outage(exc: SQLAlchemyError) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
+ErrorHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
+
+
 async def _on_auth_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AuthError)
     return auth_error_response(exc)
 
 
-async def _on_not_authenticated(_request: Request, _exc: Exception) -> JSONResponse:
-    return problem(
-        "unauthenticated",
-        "Not authenticated",
-        401,
-        "a valid bearer token is required",
-        headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'},
-    )
+def _fixed_problem(
+    kind: str, title: str, status: int, detail: str, *, headers: dict[str, str] | None = None
+) -> ErrorHandler:
+    """A handler that answers every exception of its class with the same problem."""
 
+    async def handler(_request: Request, _exc: Exception) -> JSONResponse:
+        return problem(kind, title, status, detail, headers=headers)
 
-async def _on_password_change_required(_request: Request, _exc: Exception) -> JSONResponse:
-    return problem(
-        "password-change-required",
-        "Password change required",
-        403,
-        "change the password (POST /auth/password) before anything else",
-    )
-
-
-async def _on_overloaded(_request: Request, _exc: Exception) -> JSONResponse:
-    return problem(
-        "overloaded",
-        "Too busy",
-        503,
-        "every password check worker is busy; retry shortly",
-        headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
-    )
+    return handler
 
 
 async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
@@ -243,14 +228,38 @@ async def _on_unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return problem("internal", "Internal error", 500, "the request could not be completed")
 
 
-ErrorHandler = Callable[[Request, Exception], Awaitable[JSONResponse]]
-
 # Which handler answers which exception (Starlette picks the nearest class in the MRO).
 ERROR_HANDLERS: tuple[tuple[type[Exception], ErrorHandler], ...] = (
     (AuthError, _on_auth_error),
-    (NotAuthenticated, _on_not_authenticated),
-    (PasswordChangeRequired, _on_password_change_required),
-    (Overloaded, _on_overloaded),
+    (
+        NotAuthenticated,
+        _fixed_problem(
+            "unauthenticated",
+            "Not authenticated",
+            401,
+            "a valid bearer token is required",
+            headers={"WWW-Authenticate": f'{BEARER_CHALLENGE}, error="invalid_token"'},
+        ),
+    ),
+    (
+        PasswordChangeRequired,
+        _fixed_problem(
+            "password-change-required",
+            "Password change required",
+            403,
+            "change the password (POST /auth/password) before anything else",
+        ),
+    ),
+    (
+        Overloaded,
+        _fixed_problem(
+            "overloaded",
+            "Too busy",
+            503,
+            "every password check worker is busy; retry shortly",
+            headers={"Retry-After": str(OVERLOADED_RETRY_AFTER)},
+        ),
+    ),
     (RequestValidationError, _on_validation),
     (StarletteHTTPException, _on_http_error),
     (SQLAlchemyError, _on_database_error),
