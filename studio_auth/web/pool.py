@@ -4,7 +4,7 @@ Work runs on ``workers`` threads with at most ``queue`` more jobs waiting; a job
 that is refused at once (``Overloaded``, answered 503 with Retry-After) instead of piling
 up threads, memory and database connections. Waiting jobs start by priority, then in
 order of arrival. The threads run at a lower CPU priority than the event loop, so that
-work on them never delays the cheap requests the loop answers.
+work on them yields the CPU to the cheap requests the loop answers (``/auth/me``).
 """
 
 from __future__ import annotations

@@ -31,9 +31,9 @@ COUNTING_PRIORITY = Priority.NORMAL
 async def sign_in(ctx: SignInContext, username: str, password: str) -> sessions.LoginResult:
     """Count the attempt, check the password and issue a session (``sessions.login``).
 
-    Raises Overloaded when the password pool has no slot for the attempt's priority,
-    before anything is counted if it can tell then; otherwise what ``sessions.login``
-    raises.
+    Raises Overloaded when the password pool has no slot for the attempt's priority
+    (before anything is counted, when it can tell then), otherwise what
+    ``check_throttle`` and ``sessions.login`` raise.
     """
     factory, ip, agent = ctx.session_factory, ctx.ip, ctx.user_agent
     # A pool too full for this address's priority refuses before anything is counted, so
