@@ -85,10 +85,9 @@ def check_throttle(
     """Count a sign-in attempt before any password work, and decide whether it may run.
 
     Raises ``Throttled(retry_after)`` (audited) when the name or the address has failed
-    too often, and ``Unavailable`` when the throttle store fails. A caller that runs
-    password checks elsewhere (on a worker pool, say) calls this first and passes the
-    attempt on, so throttled attempts never wait for a worker; everyone else lets
-    ``check_credentials`` call it.
+    too often, and ``Unavailable`` when the throttle store fails. A caller that decides
+    something between counting and checking calls this first and passes the attempt to
+    ``check_credentials``; everyone else lets ``check_credentials`` call it.
     """
     # Counted before the name is looked up, so known and unknown names take the same path,
     # and before bcrypt, so parallel guesses cannot all slip in ahead of the count.
@@ -122,7 +121,7 @@ def check_credentials(
     # The statement that counts the attempt also reads the account. That read is
     # committed data: it serves unless the caller has a transaction open, whose own
     # changes the check must see. The stamp refuses the sign-in if the account has
-    # changed since (while the attempt waited for a password worker, say).
+    # changed since the count.
     counted_read_serves = not db.in_transaction()
     if attempt is None:
         attempt = check_throttle(db, username, ip=ip, user_agent=user_agent)
