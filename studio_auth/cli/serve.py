@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import copy
+import errno
 import logging.config
+import os
+import socket
 from typing import Any
 
 import click
 
-from studio_auth.cli.common import db_session, handle_errors
+from studio_auth.cli.common import db_session, fail, handle_errors
 
 
 @click.command("serve")
@@ -31,9 +34,10 @@ from studio_auth.cli.common import db_session, handle_errors
 )
 @handle_errors
 def serve_command(host: str, port: int, workers: int, access_log: bool) -> None:
-    """Apply migrations and start the HTTP service on DATABASE_URL.
+    """Apply migrations and run the HTTP service on DATABASE_URL, in the foreground
+    until Ctrl-C or SIGTERM.
 
-    On an empty database, first creates an `admin` account with a random password,
+    On an empty database, first creates an account named admin with a random password,
     printed here once; its first sign-in can only change that password.
     """
     import uvicorn
@@ -44,6 +48,10 @@ def serve_command(host: str, port: int, workers: int, access_log: bool) -> None:
     from studio_auth.settings import get_settings
 
     settings = get_settings()  # refuse unsafe settings before anything starts
+    # Before migrating or creating the first admin, so that a port in use changes nothing.
+    problem = listen_problem(host, port)
+    if problem is not None:
+        fail(problem)
     logging_config = log_config(settings.log_level)
     # From here on, so the first admin's creation is logged too; uvicorn applies the
     # same configuration again in every worker.
@@ -55,7 +63,6 @@ def serve_command(host: str, port: int, workers: int, access_log: bool) -> None:
     if password is not None:
         click.echo(f"created the first admin account: {FIRST_ADMIN}")
         click.echo(f"one-time password (shown once, must be changed at first sign-in): {password}")
-    click.echo(f"studio-auth listening on http://{host}:{port}", err=True)
     uvicorn.run(
         "studio_auth.web.app:create_served_app",
         factory=True,
@@ -87,3 +94,45 @@ def log_config(level: str) -> dict[str, Any]:
         "propagate": False,
     }
     return config
+
+
+def listen_problem(host: str, port: int) -> str | None:
+    """Why the service could not listen on ``host``:``port``, in words an operator can act
+    on, or None. Binds and closes a socket per address as uvicorn (asyncio) will."""
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror:
+        return (
+            f"cannot listen on {host!r}: not an address of this machine nor a name it can "
+            "resolve; use --host 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+        )
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            if os.name == "posix":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return _bind_failure(exc, host, port)
+    return None
+
+
+def _bind_failure(exc: OSError, host: str, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"port {port} on {host} is already in use (another studio-auth serve?): stop "
+            "what listens there, or choose another port with --port"
+        )
+    if exc.errno == errno.EACCES:
+        return (
+            f"not allowed to listen on port {port} on {host}: ports below 1024 need "
+            "privileges; choose another port with --port and put a proxy in front"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return (
+            f"{host} is not an address of this machine: use --host 127.0.0.1 (this machine "
+            "only) or 0.0.0.0 (every interface)"
+        )
+    return f"cannot listen on {host} port {port}: {exc.strerror or 'unknown error'}"
