@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -15,6 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from studio_auth.files import create_private_file
 from studio_auth.settings import get_settings
 
 
@@ -32,6 +34,17 @@ def _sqlite_on_connect(busy_timeout_ms: int) -> Any:
             cursor.close()
 
     return on_connect
+
+
+def _sqlite_create_private(path: str) -> Any:
+    def before_connect(*_args: Any) -> None:
+        # The file holds password hashes: made owner-only before SQLite creates it with
+        # the umask's mode. SQLite gives the -wal and -shm files the database file's mode.
+        # Any other failure is SQLite's to report, as it opens the file.
+        with contextlib.suppress(OSError):
+            create_private_file(path).close()
+
+    return before_connect
 
 
 # A pooled PostgreSQL connection idle for longer than this is checked with a round trip
@@ -65,7 +78,8 @@ def make_engine(
 ) -> Engine:
     """An engine for ``url`` (default: the configured ``DATABASE_URL``).
 
-    SQLite gets foreign keys, WAL and a busy timeout on every connection
+    A new SQLite file is created readable by its owner only (0600). SQLite gets foreign
+    keys, WAL and a busy timeout on every connection
     (``busy_timeout_ms``, default the configured one; 0 makes a locked database fail at
     once instead of waiting). PostgreSQL connections are reused most-recently-used first
     (a warm server process answers faster) and checked before use after an idle spell,
@@ -78,6 +92,9 @@ def make_engine(
         busy = settings.sqlite_busy_timeout_ms if busy_timeout_ms is None else busy_timeout_ms
         connect_args = {"timeout": busy / 1000, "check_same_thread": False}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
+        path = parsed.database
+        if path and path != ":memory:" and not parsed.query.get("uri"):
+            event.listen(engine, "do_connect", _sqlite_create_private(path))
         event.listen(engine, "connect", _sqlite_on_connect(busy))
         return engine
     kwargs.setdefault("pool_use_lifo", True)
