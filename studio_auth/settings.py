@@ -70,6 +70,29 @@ class Settings(BaseSettings):
     # What ``studio-auth serve`` logs (audit events: INFO, failures and denials: WARNING).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
+    @field_validator("database_url")
+    @classmethod
+    def _url_parses(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        # Messages never repeat the URL: it may hold a password.
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL; expected e.g. sqlite:///studio_auth.db or "
+                "postgresql+psycopg://user@host/dbname"
+            ) from None
+        try:
+            url.get_dialect()
+        except ArgumentError:
+            raise ValueError(
+                f"unknown database kind {url.drivername!r}; expected sqlite or "
+                "postgresql+psycopg"
+            ) from None
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_upper(cls, value: object) -> object:

@@ -30,6 +30,12 @@ def upgrade(engine: Engine, revision: str = "heads") -> None:
         command.upgrade(config, revision)
 
 
+def has_schema(engine: Engine) -> bool:
+    """True when any migration has been applied to ``engine``'s database."""
+    with engine.connect() as connection:
+        return bool(MigrationContext.configure(connection).get_current_heads())
+
+
 def is_current(engine: Engine) -> bool:
     """True when the database is at this code's newest revision(s), or at revisions this
     code does not know: a newer release's, applied before its code replaces this one

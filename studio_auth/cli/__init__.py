@@ -14,7 +14,12 @@ from studio_auth.cli.users import users_group
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
-    """studio-auth: accounts, sessions and permissions for a studio."""
+    """studio-auth: accounts, sessions and permissions for a studio.
+
+    Every command works on the database DATABASE_URL names (default
+    sqlite:///studio_auth.db, a file in the working directory); only db upgrade, init
+    and serve create one.
+    """
 
 
 main.add_command(db_group)

@@ -16,7 +16,7 @@ def artist_row(artist: Artist) -> dict[str, Any]:
 
 @click.group("artists")
 def artists_group() -> None:
-    """Artist records (link accounts with `users add --artist-id` or `users link-artist`)."""
+    """Artist records; link accounts to them with users add --artist-id or users link-artist."""
 
 
 @artists_group.command("add")

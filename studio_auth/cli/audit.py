@@ -63,7 +63,7 @@ def audit_group(
     limit: int,
     as_json: bool,
 ) -> None:
-    """The audit trail, newest first; ``audit prune`` deletes old events."""
+    """The audit trail, newest first; audit prune deletes old events."""
     if ctx.invoked_subcommand is not None:
         return
     from services.audit import list_events
@@ -78,7 +78,6 @@ def audit_group(
         echo_json(rows)
         return
     for row in rows:
-        row["at"] = row["at"].strftime("%Y-%m-%d %H:%M:%S")
         row["detail"] = ", ".join(f"{k}={v}" for k, v in row["detail"].items())
     echo_table(rows, ["at", "event", "outcome", "user_id", "username", "ip", "detail"])
 

@@ -13,7 +13,15 @@ from sqlalchemy.orm import Session
 
 from data.models import Role, User
 from services.errors import NotFound
-from studio_auth.cli.common import db_session, echo_json, echo_table, handle_errors, read_password
+from studio_auth.cli.common import (
+    db_session,
+    echo_json,
+    echo_table,
+    format_value,
+    handle_errors,
+    read_password,
+    require_database,
+)
 
 
 def user_row(user: User) -> dict[str, Any]:
@@ -79,6 +87,7 @@ def add_command(
     """Create an account."""
     from services.users import create_user
 
+    require_database()  # before the prompt: a wrong DATABASE_URL fails at once
     password = read_password(password_stdin)
     with db_session() as db:
         user = create_user(
@@ -122,7 +131,7 @@ def show_command(username: str, as_json: bool) -> None:
         return
     for key, value in data.items():
         if key != "permissions":
-            click.echo(f"{key + ':':<22}{'' if value is None else value}")
+            click.echo(f"{key + ':':<22}{format_value(value)}")
     click.echo("permissions:")
     for action, effect in data["permissions"].items():
         click.echo(f"  {action:<26}{effect}")
@@ -201,6 +210,8 @@ def passwd_command(username: str, password_stdin: bool, must_change: bool) -> No
     """Set a new password (administrator reset); the account's sessions end."""
     from services.users import reset_password
 
+    with db_session() as db:  # before the prompt: a wrong name or database fails at once
+        _find(db, username)
     password = read_password(password_stdin, "New password")
     with db_session() as db:
         user = reset_password(db, _find(db, username).id, password, must_change=must_change)
