@@ -393,7 +393,7 @@ def test_change_password_guards(db, engine, make_user):
         change_password(db, user.id, DEFAULT_PASSWORD, DEFAULT_PASSWORD)
     db.rollback()
     with pytest.raises(PasswordRejected, match="username"):
-        change_password(db, user.id, DEFAULT_PASSWORD, "desk-desk-2026!")
+        change_password(db, user.id, DEFAULT_PASSWORD, "desk1234567890")
     db.rollback()
     with pytest.raises(InvalidRequest, match="session"):
         change_password(db, user.id, DEFAULT_PASSWORD, NEW_PASSWORD, session_id=theirs.session_id)
