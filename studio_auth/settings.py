@@ -88,8 +88,7 @@ class Settings(BaseSettings):
             url.get_dialect()
         except ArgumentError:
             raise ValueError(
-                f"unknown database kind {url.drivername!r}; expected sqlite or "
-                "postgresql+psycopg"
+                f"unknown database kind {url.drivername!r}; expected sqlite or postgresql+psycopg"
             ) from None
         return value
 
