@@ -34,8 +34,8 @@ from studio_auth.settings import get_settings
 COMMON_PASSWORDS = "data/common-passwords.txt.gz"
 ROLE_WORDS = frozenset({r.value for r in Role} | {"administrator"})
 SERVICE_WORDS = ("studio-auth", "studioauth", "studio auth")
-# zxcvbn's score 3 and up: more than 10^8 guesses, what its authors call safe from an
-# online attacker and a slow hash offline (ASVS 6.2.4's "easy to guess" line).
+# zxcvbn's score 3 and up: an estimated 10^8 guesses or more, which its authors rate safe
+# from online guessing and moderately safe offline against a slow hash such as bcrypt.
 MIN_SCORE = 3
 # Parts of a name shorter than this ("jo") occur by chance in good passwords.
 _MIN_PART = 3
@@ -43,12 +43,13 @@ _SEPARATORS = re.compile(r"[\W_]+")
 
 # zxcvbn's matching is super-linear: it looks every substring up in its dictionaries, once
 # per l33t spelling of the password, and the spellings multiply with each distinct l33t
-# character, so a crafted or long input costs seconds of CPU (its README: send it "only
-# the first 100 characters or so"; zxcvbn-python 4.5 refuses over 72 after a reported
-# denial of service, dwolfhub/zxcvbn-python#70). Only a prefix is analysed: at most
-# ANALYSED_MAX_CHARS characters, and fewer where l33t characters would make the lookups
-# cost more than those of that many characters with one spelling. Characters past it are
-# not judged; a password is accepted only if its prefix alone is hard to guess.
+# character, so a crafted or long input costs far more CPU than the bcrypt hash that
+# follows the check (its README: send it "only the first 100 characters or so";
+# zxcvbn-python 4.5 refuses over 72 after a reported denial of service,
+# dwolfhub/zxcvbn-python#70). Only a prefix is analysed: at most ANALYSED_MAX_CHARS
+# characters, and fewer where l33t characters would make the lookups cost more than those
+# of that many characters with one spelling. Characters past it are not judged; a
+# password is accepted only if its prefix alone is hard to guess.
 ANALYSED_MAX_CHARS = 64
 _MATCHING_BUDGET = 2 * ANALYSED_MAX_CHARS**2
 _L33T_CHARACTERS = frozenset(c for substitutes in L33T_TABLE.values() for c in substitutes)
