@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.engine import make_url
 
 from services.errors import Unavailable
+from studio_auth.files import create_private_file
 from studio_auth.settings import Settings, get_settings
 
 KEY_BYTES = 32
@@ -228,17 +229,16 @@ def replace_key_file(path: Path, keys: list[str]) -> None:
 
 def _write_new_file(path: Path, text: str) -> None:
     """Create ``path`` readable by its owner only and write ``text``; FileExistsError if
-    it exists. The mode is set at creation, so the key is never readable by others."""
+    it exists."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        out = create_private_file(path)
     except FileExistsError:
         raise
     except OSError as exc:
-        raise SecretKeyUnavailable(
-            f"the key file {path} cannot be written ({exc.strerror})"
-        ) from None
-    with os.fdopen(fd, "w", encoding="ascii") as out:
-        out.write(text)
+        reason = exc.strerror
+        raise SecretKeyUnavailable(f"the key file {path} cannot be written ({reason})") from None
+    with out:
+        out.write(text.encode("ascii"))
         out.flush()
         os.fsync(out.fileno())
 
