@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypedDict, Unpack, cast
 
 from sqlalchemy import Connection, CursorResult, delete, insert, or_, select
 from sqlalchemy.orm import Session
@@ -92,30 +92,32 @@ def _clean_detail(detail: dict[Any, Any], depth: int = 0) -> dict[str, Any]:
     return clean
 
 
-def build_event(
-    event: str,
-    outcome: str,
-    *,
-    user_id: int | None = None,
-    actor_id: int | None = None,
-    username: object = None,
-    ip: str | None = None,
-    session_id: int | None = None,
-    detail: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+class EventFields(TypedDict, total=False):
+    """What an event may say besides its name and outcome (every field optional)."""
+
+    user_id: int | None
+    actor_id: int | None
+    username: object
+    ip: str | None
+    session_id: int | None
+    detail: dict[str, Any] | None
+
+
+def build_event(event: str, outcome: str, **fields: Unpack[EventFields]) -> dict[str, Any]:
     """The cleaned column values of one event (for ``insert_event``), not yet logged: its
     writer calls ``log_event``, after its statement when only that tells whether the
     event happened."""
+    ip = fields.get("ip")
     return {
         "at": now(),
         "event": event,
         "outcome": outcome,
-        "user_id": user_id,
-        "actor_id": actor_id,
-        "username": attempted_username(username),
+        "user_id": fields.get("user_id"),
+        "actor_id": fields.get("actor_id"),
+        "username": attempted_username(fields.get("username")),
         "client_ip": escape_text(ip, 64) if ip else None,
-        "session_id": session_id,
-        "detail": _clean_detail(detail or {}),
+        "session_id": fields.get("session_id"),
+        "detail": _clean_detail(fields.get("detail") or {}),
     }
 
 
@@ -131,60 +133,24 @@ def log_event(fields: dict[str, Any]) -> None:
 
 
 def add_event(
-    db: Session,
-    event: str,
-    outcome: str = "success",
-    *,
-    user_id: int | None = None,
-    actor_id: int | None = None,
-    username: object = None,
-    ip: str | None = None,
-    session_id: int | None = None,
-    detail: dict[str, Any] | None = None,
+    db: Session, event: str, outcome: str = "success", **fields: Unpack[EventFields]
 ) -> None:
     """Add an event to the caller's transaction (flushed, not committed)."""
-    fields = build_event(
-        event,
-        outcome,
-        user_id=user_id,
-        actor_id=actor_id,
-        username=username,
-        ip=ip,
-        session_id=session_id,
-        detail=detail,
-    )
-    log_event(fields)
+    built = build_event(event, outcome, **fields)
+    log_event(built)
     # Pending changes first: the event may refer to rows they create.
     db.flush()
-    insert_event(db.connection(), fields)
+    insert_event(db.connection(), built)
 
 
 def commit_event(
-    db: Session,
-    event: str,
-    outcome: str = "failure",
-    *,
-    user_id: int | None = None,
-    actor_id: int | None = None,
-    username: object = None,
-    ip: str | None = None,
-    session_id: int | None = None,
-    detail: dict[str, Any] | None = None,
+    db: Session, event: str, outcome: str = "failure", **fields: Unpack[EventFields]
 ) -> None:
     """Write an event in a transaction of its own (one INSERT, with the database's full
     commit guarantee), kept whatever the caller then does with ``db``."""
-    fields = build_event(
-        event,
-        outcome,
-        user_id=user_id,
-        actor_id=actor_id,
-        username=username,
-        ip=ip,
-        session_id=session_id,
-        detail=detail,
-    )
-    log_event(fields)
-    run_statements(db, lambda conn: insert_event(conn, fields))
+    built = build_event(event, outcome, **fields)
+    log_event(built)
+    run_statements(db, lambda conn: insert_event(conn, built))
 
 
 def insert_event(conn: Connection, fields: dict[str, Any]) -> None:
