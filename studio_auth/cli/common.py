@@ -163,15 +163,18 @@ def db_session() -> Iterator[Session]:
         yield db
 
 
-def read_password(password_stdin: bool, prompt: str = "Password") -> str:
-    """A new password: one line from stdin (without its newline), or typed twice."""
-    if password_stdin:
-        line = sys.stdin.readline()
-        if line.endswith("\n"):
-            line = line[:-1]
-        if line.endswith("\r"):
-            line = line[:-1]
-        return line
+def read_password_line() -> str:
+    """A new password as one line of stdin, without its line ending (for scripts)."""
+    line = sys.stdin.readline()
+    if line.endswith("\n"):
+        line = line[:-1]
+    if line.endswith("\r"):
+        line = line[:-1]
+    return line
+
+
+def prompt_new_password(prompt: str = "Password") -> str:
+    """A new password typed twice at the terminal, not echoed."""
     return str(click.prompt(prompt, hide_input=True, confirmation_prompt=True))
 
 

@@ -19,7 +19,8 @@ from studio_auth.cli.common import (
     echo_table,
     format_value,
     handle_errors,
-    read_password,
+    prompt_new_password,
+    read_password_line,
     require_database,
 )
 
@@ -88,7 +89,7 @@ def add_command(
     from services.users import create_user
 
     require_database()  # before the prompt: a wrong DATABASE_URL fails at once
-    password = read_password(password_stdin)
+    password = read_password_line() if password_stdin else prompt_new_password()
     with db_session() as db:
         user = create_user(
             db, username, password, role, artist_id=artist_id, must_change_password=must_change
@@ -212,7 +213,7 @@ def passwd_command(username: str, password_stdin: bool, must_change: bool) -> No
 
     with db_session() as db:  # before the prompt: a wrong name or database fails at once
         _find(db, username)
-    password = read_password(password_stdin, "New password")
+    password = read_password_line() if password_stdin else prompt_new_password("New password")
     with db_session() as db:
         user = reset_password(db, _find(db, username).id, password, must_change=must_change)
         db.commit()
