@@ -4,7 +4,7 @@ authenticated session, permission checks and what a sign-in route needs."""
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -142,20 +142,14 @@ def _touch(factory: sessionmaker[Session], found: sessions.FoundSession) -> Sess
         return sessions.touch_session(db, found)
 
 
-async def authenticated_session(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> SessionInfo:
-    """The live session of the bearer token (user dict plus session fields), even one
-    whose user must change their password.
+async def resolve_token(request: Request, token: str) -> SessionInfo:
+    """The live session of ``token``, however the request carried it (the API's bearer
+    header, the console's cookie), even one whose user must change their password.
 
     Resolved on a short session of its own, so no connection is held afterwards.
     Raises NotAuthenticated, or Unavailable (503) when the session store fails: an
     outage never grants access.
     """
-    if credentials is None or not credentials.credentials:
-        raise NotAuthenticated
-    token = credentials.credentials
     # A token that cannot be one of ours costs neither a thread nor a database session.
     if sessions.token_digest(token) is None:
         raise NotAuthenticated
@@ -183,6 +177,17 @@ async def authenticated_session(
     return info
 
 
+async def authenticated_session(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> SessionInfo:
+    """The live session of the bearer token (user dict plus session fields), even one
+    whose user must change their password (see ``resolve_token``)."""
+    if credentials is None or not credentials.credentials:
+        raise NotAuthenticated
+    return await resolve_token(request, credentials.credentials)
+
+
 async def current_session(
     info: Annotated[SessionInfo, Depends(authenticated_session)],
 ) -> SessionInfo:
@@ -192,13 +197,16 @@ async def current_session(
     return info
 
 
-def require_permission(action: str) -> Callable[..., SessionInfo]:
+def require_permission(
+    action: str, session: Callable[..., Awaitable[SessionInfo]] = current_session
+) -> Callable[..., SessionInfo]:
     """A dependency that lets the request through only if the policy allows ``action`` to
-    the current session's user (a denial is audited by the permission service)."""
+    the user of ``session`` (a dependency: by default the bearer token's session); a
+    denial is audited by the permission service."""
 
-    def check(
-        request: Request, info: Annotated[SessionInfo, Depends(current_session)]
-    ) -> SessionInfo:
+    # A default, not an Annotated hint: ``session`` is local, and FastAPI reads postponed
+    # annotations from the module's globals.
+    def check(request: Request, info: SessionInfo = Depends(session)) -> SessionInfo:  # noqa: B008
         with _sessionmaker(request)() as db:
             permissions.require(db, info, action, session=info)
             db.commit()  # keeps an elevation_used record, if the action was supervised

@@ -161,7 +161,7 @@ def auth_error_response(exc: AuthError) -> JSONResponse:
     return problem("internal", "Internal error", 500, "the request could not be completed")
 
 
-def _is_outage(exc: SQLAlchemyError) -> bool:
+def is_outage(exc: SQLAlchemyError) -> bool:
     if isinstance(exc, OperationalError | InterfaceError | PoolTimeout):
         return True
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -216,7 +216,7 @@ async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_database_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SQLAlchemyError)
-    if _is_outage(exc):
+    if is_outage(exc):
         logger.warning("database unavailable: %s", type(exc).__name__)
         return _unavailable("the database is unavailable")
     logger.error("database error", exc_info=exc)
