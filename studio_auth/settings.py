@@ -6,6 +6,7 @@ import ipaddress
 import os
 from functools import cached_property, lru_cache
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,8 @@ class Settings(BaseSettings):
 
     password_min_length: int = Field(default=12, ge=8, le=64)
     studio_name: str = Field(default="", max_length=200)
+    # The studio's time zone (an IANA name): how the console shows times.
+    time_zone: str = Field(default="UTC", max_length=64)
     # A studio's own permission policy (TOML, same format as services/policy.toml).
     policy_file: str | None = None
 
@@ -107,6 +110,21 @@ class Settings(BaseSettings):
                 except ValueError:
                     raise ValueError(f"not an address or network: {item.strip()!r}") from None
         return value
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone_known(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}: use an IANA name such as Europe/Paris"
+            ) from None
+        return value
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
 
     @cached_property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
