@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypedDict, Unpack, cast
 
@@ -167,15 +168,21 @@ def list_events(
     event: str | None = None,
     outcome: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
+    offset: int = 0,
 ) -> list[AuditEvent]:
-    """Events, newest first, matching every filter given.
+    """Events, newest first, matching every filter given, from ``since`` (inclusive) to
+    ``until`` (exclusive), skipping the first ``offset``.
 
     ``username`` matches events about that account (by id) and attempts made under that
-    name, including names no account has. ``limit`` must be 1-10000 (InvalidRequest).
+    name, including names no account has. ``limit`` must be 1-10000 and ``offset`` 0 or
+    more (InvalidRequest).
     """
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+    if offset < 0:
+        raise InvalidRequest("offset must not be negative")
     query = select(AuditEvent)
     if user_id is not None:
         query = query.where(AuditEvent.user_id == user_id)
@@ -189,8 +196,15 @@ def list_events(
         query = query.where(AuditEvent.outcome == outcome)
     if since is not None:
         query = query.where(AuditEvent.at >= since)
-    query = query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
-    return list(db.scalars(query))
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    query = query.order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    return list(db.scalars(query.limit(limit).offset(offset)))
+
+
+def event_types(db: Session) -> list[str]:
+    """The event names the trail holds, sorted (for a filter's choices)."""
+    return list(db.scalars(select(AuditEvent.event).distinct().order_by(AuditEvent.event)))
 
 
 def prune_events(db: Session, *, older_than: timedelta, actor_id: int | None = None) -> int:
@@ -216,3 +230,46 @@ def prune_events(db: Session, *, older_than: timedelta, actor_id: int | None = N
         detail={"deleted": deleted, "before": cutoff.isoformat()},
     )
     return deleted
+
+
+@dataclass(frozen=True)
+class SignInHistory:
+    """An account's recent sign-ins, newest first, and the failed or throttled attempts
+    under its name since the sign-in before the latest (ASVS 5.0 6.3.4: people see what
+    happened to their account since they last looked)."""
+
+    recent: list[AuditEvent]
+    failures: list[AuditEvent]
+
+
+def sign_in_history(
+    db: Session, user_id: int, username: str, *, limit: int = 5, max_failures: int = 50
+) -> SignInHistory:
+    """The last ``limit`` sign-ins of the account, and at most ``max_failures`` failed
+    attempts, newest first, since the one before the latest (all kept ones when there is
+    no earlier sign-in)."""
+    recent = list(
+        db.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.event == "login",
+                AuditEvent.outcome == "success",
+                AuditEvent.user_id == user_id,
+            )
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+    )
+    failures = (
+        select(AuditEvent)
+        .where(
+            AuditEvent.event == "login",
+            AuditEvent.outcome != "success",
+            or_(AuditEvent.user_id == user_id, AuditEvent.username == attempted_username(username)),
+        )
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(max_failures)
+    )
+    if len(recent) > 1:
+        failures = failures.where(AuditEvent.at > recent[1].at)
+    return SignInHistory(recent, list(db.scalars(failures)))

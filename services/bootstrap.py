@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
-
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from data.models import Role, User
 from services.errors import UserExists
-from services.users import create_user
+from services.users import create_user, generate_one_time_password
 
 FIRST_ADMIN = "admin"
 
@@ -22,7 +20,7 @@ def ensure_first_admin(db: Session) -> str | None:
     """
     if db.scalar(select(exists().where(User.id.is_not(None)))):
         return None
-    password = secrets.token_urlsafe(18)
+    password = generate_one_time_password()
     try:
         create_user(db, FIRST_ADMIN, password, Role.ADMIN, must_change_password=True)
     except UserExists:  # another instance started at the same moment and won

@@ -431,6 +431,23 @@ def unlock(db: Session, username: str, *, actor_id: int | None = None) -> bool:
     return cleared is not None
 
 
+def locked_accounts(db: Session) -> dict[int, datetime]:
+    """Every account whose name the throttle locks now: user id -> when the lock ends
+    (for operators; one query however many accounts there are)."""
+    at = now()
+    counter = ThrottleCounter
+    rows = db.execute(
+        select(User.id, counter.blocked_until)
+        .join(counter, counter.key == literal("user:") + User.username_key)
+        .where(
+            counter.blocked_until > at,
+            # A counter the account has signed in since is forgotten (``_current``).
+            counter.sign_in_count.is_not_distinct_from(User.sign_in_count),
+        )
+    )
+    return {row.id: row.blocked_until for row in rows}
+
+
 def current_counter(db: Session, username: object) -> ThrottleCounter | None:
     """The counter for ``username``, if it still counts (for operators and tests): a
     counter the account has signed in since is forgotten, as the next attempt will."""

@@ -11,6 +11,7 @@ too, and a password change every session but the current one, which gets a new t
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -30,6 +31,7 @@ from services.sessions import IssuedSession, revoke_user_sessions, rotate_sessio
 from studio_auth.clock import now
 
 _USERNAME_KEY = re.compile(r"[\w.@+-]+")
+ONE_TIME_PASSWORD_BYTES = 18
 
 
 class _Unset:
@@ -39,6 +41,13 @@ class _Unset:
 
 UNSET: Final = _Unset()
 """Marks an ``update_user`` field that the request leaves unchanged."""
+
+
+def generate_one_time_password() -> str:
+    """A random password for someone else to give the account's owner once (144 bits from
+    the OS CSPRNG, 24 URL-safe characters): whoever sets it also sets
+    ``must_change_password``, so the owner replaces it at first sign-in."""
+    return secrets.token_urlsafe(ONE_TIME_PASSWORD_BYTES)
 
 
 def parse_role(role: object) -> Role:
