@@ -16,13 +16,15 @@ from sqlalchemy import Engine
 from data.db.session import make_engine, make_sessionmaker
 from studio_auth.settings import Settings, get_settings
 from studio_auth.web.admission import KnownAddresses, PasswordPool
+from studio_auth.web.console import install_console
 from studio_auth.web.errors import install_error_handlers
 from studio_auth.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from studio_auth.web.pool import BoundedPool
 from studio_auth.web.routers import audit, auth, health, users
 
 API_DESCRIPTION = """\
-Sign-in, sessions, permissions and account administration for a studio.
+Sign-in, sessions, permissions and account administration for a studio. The staff's web
+console is served by the same app at `/` (its pages are not part of this schema).
 
 Send the `access_token` from `POST /auth/login` as `Authorization: Bearer <token>`.
 Errors are RFC 9457 problem details (`application/problem+json`).
@@ -84,6 +86,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     install_error_handlers(app)
     _add_middleware(app, settings)
     _include_routers(app)
+    install_console(app)
     return app
 
 
