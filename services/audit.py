@@ -234,9 +234,10 @@ def prune_events(db: Session, *, older_than: timedelta, actor_id: int | None = N
 
 @dataclass(frozen=True)
 class SignInHistory:
-    """An account's recent sign-ins, newest first, and the failed or throttled attempts
-    under its name since the sign-in before the latest (ASVS 5.0 6.3.4: people see what
-    happened to their account since they last looked)."""
+    """An account's recent sign-ins from a client (over HTTP: a password checked to
+    change it, or by a library caller, has no client address), newest first, and the
+    failed or throttled attempts under its name since the sign-in before the latest
+    (ASVS 5.0 6.3.4: people see what happened to their account since they last looked)."""
 
     recent: list[AuditEvent]
     failures: list[AuditEvent]
@@ -255,6 +256,7 @@ def sign_in_history(
                 AuditEvent.event == "login",
                 AuditEvent.outcome == "success",
                 AuditEvent.user_id == user_id,
+                AuditEvent.client_ip.is_not(None),
             )
             .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
             .limit(limit)

@@ -140,16 +140,19 @@ def check_csrf(request: Request, form: Mapping[str, object]) -> None:
 
 def check_same_origin(request: Request) -> None:
     """Raise CrossSiteRequest unless the browser says the post comes from a page of this
-    origin: ``Sec-Fetch-Site: same-origin`` when sent, and an ``Origin`` naming this
-    host when sent; at least one of them must be there (every current browser sends
-    both on a form post). Checked before anything else, with or without a session."""
+    origin. ``Sec-Fetch-Site`` decides when sent (every current browser sends it): only
+    ``same-origin`` passes. Without it, ``Origin`` must name this host. Under the pages'
+    ``Referrer-Policy: no-referrer`` a browser sends ``Origin: null`` on its own form
+    posts, so ``null`` counts only as absent. Checked before anything else, with or
+    without a session."""
     site = request.headers.get("sec-fetch-site")
     origin = request.headers.get("origin")
-    if site is None and origin is None:
-        raise CrossSiteRequest
+    sent_origin = origin if origin not in (None, "null") else None
     if site is not None and site != "same-origin":
         raise CrossSiteRequest
-    if origin is not None and not _is_own_origin(origin, request):
+    if sent_origin is not None and not _is_own_origin(sent_origin, request):
+        raise CrossSiteRequest
+    if site is None and sent_origin is None:
         raise CrossSiteRequest
 
 
