@@ -14,9 +14,9 @@ import re
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import and_, exists, func, not_, or_, select, true, update
+from sqlalchemy import Row, and_, exists, func, not_, or_, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -185,6 +185,34 @@ def list_users(db: Session, *, include_inactive: bool = True) -> Sequence[User]:
     if not include_inactive:
         query = query.where(User.is_active.is_(True))
     return db.scalars(query).all()
+
+
+# Exactly what an account listing shows, with the artist's name, as plain rows: loading
+# ORM objects cost most of a 50-account page (docs/performance.md, "The console").
+_ACCOUNTS = (
+    select(
+        User.id,
+        User.username,
+        User.username_key,
+        User.role,
+        User.artist_id,
+        Artist.name.label("artist_name"),
+        User.is_active,
+        User.must_change_password,
+        User.last_login,
+        User.created_at,
+        User.password_changed_at,
+    )
+    .outerjoin(Artist, Artist.id == User.artist_id)
+    .order_by(User.username_key)
+)
+
+
+def list_accounts(db: Session, user_id: int | None = None) -> Sequence[Row[*tuple[Any, ...]]]:
+    """Every account (or the one with ``user_id``), active or not, by username key, as
+    rows of its listing's columns and ``artist_name``."""
+    query = _ACCOUNTS if user_id is None else _ACCOUNTS.where(User.id == as_db_id(user_id))
+    return db.execute(query).all()
 
 
 @dataclass(frozen=True)

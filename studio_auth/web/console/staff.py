@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import Response
+from sqlalchemy import Row
 from sqlalchemy.orm import Session
 
 from data.db.base import DB_ID_MAX, as_db_id
@@ -44,22 +45,22 @@ STATES = {
 
 @dataclass(frozen=True)
 class Member:
-    """An account as the Staff pages show it."""
+    """An account as the Staff pages show it: a row of ``users.list_accounts`` and when
+    the throttle's lock on its name ends, if it is locked."""
 
-    user: User
-    artist_name: str | None
+    account: Row[*tuple[Any, ...]]
     locked_until: datetime | None
 
     @property
     def states(self) -> list[str]:
         found = []
-        if not self.user.is_active:
+        if not self.account.is_active:
             found.append("deactivated")
         else:
             found.append("active")
             if self.locked_until is not None:
                 found.append("locked")
-        if self.user.must_change_password:
+        if self.account.must_change_password:
             found.append("must-change")
         return found
 
@@ -104,24 +105,24 @@ ACTIONS: Mapping[str, Action] = {
 }
 
 
-def _members(db: Session, accounts: list[User]) -> list[Member]:
-    names = {artist.id: artist.name for artist in artists.list_artists(db)}
+def _members(db: Session, user_id: int | None = None) -> list[Member]:
     locks = throttle.locked_accounts(db)
-    return [Member(user, names.get(user.artist_id or 0), locks.get(user.id)) for user in accounts]
+    return [Member(row, locks.get(row.id)) for row in users.list_accounts(db, user_id)]
 
 
 def _member(db: Session, user_id: int) -> Member:
-    user = users.get_user(db, user_id)
-    if user is None:
+    found = _members(db, user_id)
+    if not found:
         raise NotFound(f"no user with id {user_id}")
-    return _members(db, [user])[0]
+    return found[0]
 
 
 def _matches(member: Member, query: str, role: str, state: str) -> bool:
     key = query.casefold()
+    account = member.account
     return (
-        (not key or key in member.user.username_key or key in (member.artist_name or "").casefold())
-        and (not role or member.user.role.value == role)
+        (not key or key in account.username_key or key in (account.artist_name or "").casefold())
+        and (not role or account.role.value == role)
         and (not state or state in member.states)
     )
 
@@ -139,7 +140,7 @@ def staff_list(
     role = role if role in ROLES else ""
     state = state if state in STATES else ""
     with factory() as db:
-        everyone = _members(db, list(users.list_users(db)))
+        everyone = _members(db)
     shown = [m for m in everyone if _matches(m, query, role, state)]
     return render(
         request,
@@ -312,7 +313,7 @@ def confirm_action(
         {
             "member": found,
             "action": action,
-            "title": chosen.title.format(name=found.user.username),
+            "title": chosen.title.format(name=found.account.username),
             "explanation": chosen.explanation,
             "button": chosen.button,
         },
@@ -370,7 +371,7 @@ def _apply(db: Session, user_id: int, action: str, admin: SessionInfo) -> str:
         return "activated"
     found = _member(db, user_id)
     if action == "unlock":
-        cleared = throttle.unlock(db, found.user.username, actor_id=admin["id"])
+        cleared = throttle.unlock(db, found.account.username, actor_id=admin["id"])
         return "unlocked" if cleared else "not-locked"
     ended = sessions.revoke_user_sessions(
         db, user_id, reason="revoked_by_admin", actor_id=admin["id"]
@@ -391,12 +392,12 @@ def _member_page(
         "staff_member.html",
         {
             "member": found,
-            "live_sessions": len(sessions.list_sessions(db, found.user.id)),
+            "live_sessions": len(sessions.list_sessions(db, found.account.id)),
             "artist_options": _artist_choices(db),
             "role_options": ROLE_OPTIONS,
             "states": STATES,
             "actions": ACTIONS,
-            "is_self": found.user.id == admin["id"],
+            "is_self": found.account.id == admin["id"],
             "errors": form.errors if form else {},
         },
         viewer=admin,
