@@ -197,19 +197,26 @@ async def current_session(
     return info
 
 
+def _require(factory: sessionmaker[Session], info: SessionInfo, action: str) -> None:
+    with factory() as db:
+        permissions.require(db, info, action, session=info)
+        db.commit()  # keeps an elevation_used record, if the action was supervised
+
+
 def require_permission(
     action: str, session: Callable[..., Awaitable[SessionInfo]] = current_session
-) -> Callable[..., SessionInfo]:
+) -> Callable[..., Awaitable[SessionInfo]]:
     """A dependency that lets the request through only if the policy allows ``action`` to
     the user of ``session`` (a dependency: by default the bearer token's session); a
     denial is audited by the permission service."""
 
     # A default, not an Annotated hint: ``session`` is local, and FastAPI reads postponed
     # annotations from the module's globals.
-    def check(request: Request, info: SessionInfo = Depends(session)) -> SessionInfo:  # noqa: B008
-        with _sessionmaker(request)() as db:
-            permissions.require(db, info, action, session=info)
-            db.commit()  # keeps an elevation_used record, if the action was supervised
+    async def check(request: Request, info: SessionInfo = Depends(session)) -> SessionInfo:  # noqa: B008
+        # A plain allow needs no database, so no thread hop; a denial (audited) and a
+        # supervised action (its approval re-read and its use recorded) do.
+        if permissions.decide(info, action, session=info).effect is not permissions.Effect.ALLOW:
+            await run_in_threadpool(_require, _sessionmaker(request), info, action)
         return info
 
     return check
