@@ -1,11 +1,14 @@
 """A minimal Django project in one file: contrib.auth with BCryptPasswordHasher (cost 12),
-database sessions, and three JSON views for the HTTP figures.
+database sessions, three JSON views for the HTTP figures, and Django's admin (its user
+list is the console figure's peer).
 
 Runs inside bench/.venv-django only (started by bench/peers.py):
 
-    python django_app.py seed USER:PASSWORD ...     # migrate, create users (one inactive)
+    python django_app.py seed USER:PASSWORD ...     # migrate, create users (one inactive;
+                                                    # names starting "admin" are superusers)
     python django_app.py authenticate ROUNDS        # authenticate() vs bcrypt.checkpw, JSON
-    gunicorn django_app:application                 # serve POST /login, GET /me, GET /ping
+    gunicorn django_app:application                 # serve POST /login, GET /me, GET /ping,
+                                                    # and the admin at /admin/
 
 ``PEER_DATABASE_PATH`` names the SQLite file.
 """
@@ -28,14 +31,33 @@ settings.configure(
     ALLOWED_HOSTS=["127.0.0.1", "localhost"],
     ROOT_URLCONF=__name__,
     INSTALLED_APPS=[
+        "django.contrib.admin",
         "django.contrib.contenttypes",
         "django.contrib.auth",
         "django.contrib.sessions",
+        "django.contrib.messages",
     ],
     MIDDLEWARE=[
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
+        # What the admin needs besides sessions and auth (its system checks say so); the
+        # figures only GET, so no CSRF middleware.
+        "django.contrib.messages.middleware.MessageMiddleware",
     ],
+    TEMPLATES=[
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "APP_DIRS": True,
+            "OPTIONS": {
+                "context_processors": [
+                    "django.template.context_processors.request",
+                    "django.contrib.auth.context_processors.auth",
+                    "django.contrib.messages.context_processors.messages",
+                ]
+            },
+        }
+    ],
+    STATIC_URL="/static/",
     DATABASES={
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -48,6 +70,7 @@ settings.configure(
 )
 django.setup()
 
+from django.contrib import admin  # noqa: E402
 from django.contrib.auth import authenticate, login  # noqa: E402
 from django.contrib.auth.models import User  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
@@ -74,7 +97,12 @@ def ping_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
 
 
-urlpatterns = [path("login", login_view), path("me", me_view), path("ping", ping_view)]
+urlpatterns = [
+    path("login", login_view),
+    path("me", me_view),
+    path("ping", ping_view),
+    path("admin/", admin.site.urls),
+]
 application = get_wsgi_application()
 
 
@@ -84,7 +112,10 @@ def seed(pairs: list[str]) -> None:
     call_command("migrate", verbosity=0)
     for pair in pairs:
         name, _, password = pair.partition(":")
-        User.objects.create_user(name, password=password, is_active=not name.startswith("gone"))
+        if name.startswith("admin"):
+            User.objects.create_superuser(name, password=password)
+        else:
+            User.objects.create_user(name, password=password, is_active=not name.startswith("gone"))
 
 
 def measure_authenticate(rounds: int) -> dict[str, dict[str, list[float]]]:
