@@ -200,8 +200,6 @@ _ACCOUNTS = (
         User.is_active,
         User.must_change_password,
         User.last_login,
-        User.created_at,
-        User.password_changed_at,
     )
     .outerjoin(Artist, Artist.id == User.artist_id)
     .order_by(User.username_key)

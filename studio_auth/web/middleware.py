@@ -7,16 +7,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from studio_auth.web.errors import PROBLEM_MEDIA_TYPE, problem_bytes
 
 # Authentication responses must never be stored by a browser or a shared cache (RFC 9111
-# no-store; RFC 6749 section 5.1 asks the same of token responses). The API serves no
-# HTML, so the content security policy can forbid everything.
-SECURITY_HEADERS: list[tuple[bytes, bytes]] = [
-    (b"cache-control", b"no-store"),
-    (b"pragma", b"no-cache"),
+# no-store; RFC 6749 section 5.1 asks the same of token responses).
+_NOT_STORED: list[tuple[bytes, bytes]] = [(b"cache-control", b"no-store"), (b"pragma", b"no-cache")]
+_EVERY_RESPONSE: list[tuple[bytes, bytes]] = [
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
 ]
+# The API serves no HTML, so its content security policy can forbid everything.
+API_POLICY = b"default-src 'none'; frame-ancestors 'none'"
 # The console's pages: scripts, styles and images from the service itself only, never
 # inline (no 'unsafe-inline' or 'unsafe-eval', so injected markup cannot run), forms
 # that post only back to it, and no framing (clickjacking). Never stored: they show a
@@ -25,22 +24,14 @@ PAGE_POLICY = (
     b"default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-PAGE_HEADERS: list[tuple[bytes, bytes]] = [
-    (b"cache-control", b"no-store"),
-    (b"pragma", b"no-cache"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", PAGE_POLICY),
-]
+SECURITY_HEADERS = [*_NOT_STORED, *_EVERY_RESPONSE, (b"content-security-policy", API_POLICY)]
+PAGE_HEADERS = [*_NOT_STORED, *_EVERY_RESPONSE, (b"content-security-policy", PAGE_POLICY)]
 # The console's own style sheet and scripts are the same for everyone: a browser may keep
 # them but asks each time whether they changed (their ETag), so an upgrade shows at once.
-STATIC_HEADERS: list[tuple[bytes, bytes]] = [
+STATIC_HEADERS = [
     (b"cache-control", b"no-cache"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    *_EVERY_RESPONSE,
+    (b"content-security-policy", API_POLICY),
 ]
 _SECURITY_HEADER_NAMES = frozenset(
     name for headers in (SECURITY_HEADERS, PAGE_HEADERS, STATIC_HEADERS) for name, _ in headers

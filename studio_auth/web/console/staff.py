@@ -393,6 +393,7 @@ def _member_page(
         {
             "member": found,
             "live_sessions": len(sessions.list_sessions(db, found.account.id)),
+            "user": users.get_user(db, found.account.id),
             "artist_options": _artist_choices(db),
             "role_options": ROLE_OPTIONS,
             "states": STATES,
