@@ -78,8 +78,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield Service(url, printed.group(1), database_url, log)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
+    # Module-scoped: Playwright's sync API runs an event loop on this thread while it is
+    # open, so it must be closed before other tests call asyncio.run().
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
