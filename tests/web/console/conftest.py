@@ -59,3 +59,9 @@ def signed_in(browser: TestClient, make_user: Callable[..., User]) -> Callable[.
         return user
 
     return make
+
+
+@pytest.fixture
+def as_admin(signed_in: Callable[..., User]) -> User:
+    """An admin, ``root``, signed in on ``browser``."""
+    return signed_in("root", Role.ADMIN)

@@ -21,9 +21,8 @@ from tests.web.console.conftest import ORIGIN, csrf_of, post_form
 
 
 def test_a_post_from_another_origin_is_refused_before_anything_else(
-    browser: TestClient, signed_in: Callable[..., User], make_user: Callable[..., User]
+    browser: TestClient, as_admin: User, make_user: Callable[..., User]
 ) -> None:
-    signed_in("root", Role.ADMIN)
     target = make_user("ana")
     token = csrf_of(browser.get("/account").text)
     forged = [
@@ -53,9 +52,8 @@ def test_a_post_from_another_origin_is_refused_before_anything_else(
 
 
 def test_a_post_without_this_sessions_token_is_refused(
-    browser: TestClient, signed_in: Callable[..., User], make_user: Callable[..., User]
+    browser: TestClient, as_admin: User, make_user: Callable[..., User]
 ) -> None:
-    signed_in("root", Role.ADMIN)
     target = make_user("ana")
     for data in ({}, {"csrf_token": "0" * 64}, {"csrf_token": "\x00"}):
         response = browser.post(f"/staff/{target.id}/deactivate", data=data)
@@ -75,9 +73,8 @@ def test_the_token_changes_with_the_session(
 
 
 def test_pages_carry_the_page_policy_and_the_api_keeps_its_own(
-    browser: TestClient, signed_in: Callable[..., User]
+    browser: TestClient, as_admin: User
 ) -> None:
-    signed_in("root", Role.ADMIN)
     page = browser.get("/account")
     policy = page.headers["content-security-policy"]
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
@@ -111,11 +108,10 @@ def test_unknown_pages_are_pages_for_browsers_and_problems_for_the_api(
 
 def test_staff_lists_filters_and_shows_state(
     browser: TestClient,
-    signed_in: Callable[..., User],
+    as_admin: User,
     make_user: Callable[..., User],
     db: Session,
 ) -> None:
-    signed_in("root", Role.ADMIN)
     make_user("ana")
     make_user("rin", role=Role.ARTIST)
     make_user("gone", is_active=False)
@@ -134,9 +130,8 @@ def test_staff_lists_filters_and_shows_state(
 
 
 def test_adding_a_member_shows_the_password_once(
-    browser: TestClient, signed_in: Callable[..., User], db: Session
+    browser: TestClient, as_admin: User, db: Session
 ) -> None:
-    signed_in("root", Role.ADMIN)
     token = csrf_of(browser.get("/staff/new").text)
     taken = browser.post(
         "/staff/new", data={"csrf_token": token, "username": "root", "role": "assistant"}
@@ -159,11 +154,10 @@ def test_adding_a_member_shows_the_password_once(
 
 def test_staff_actions_confirm_then_say_what_they_did(
     browser: TestClient,
-    signed_in: Callable[..., User],
+    as_admin: User,
     make_user: Callable[..., User],
     db: Session,
 ) -> None:
-    signed_in("root", Role.ADMIN)
     target = make_user("ana")
     other = TestClient(browser.app, base_url=ORIGIN, headers={"Origin": ORIGIN})
     other.post("/sign-in", data={"username": "ana", "password": DEFAULT_PASSWORD})
@@ -201,18 +195,17 @@ def test_staff_actions_confirm_then_say_what_they_did(
 
 
 def test_an_admin_cannot_deactivate_themselves_and_is_told_why(
-    browser: TestClient, signed_in: Callable[..., User]
+    browser: TestClient, as_admin: User
 ) -> None:
-    me = signed_in("root", Role.ADMIN)
+    me = as_admin
     response = post_form(browser, f"/staff/{me.id}/deactivate", page="/staff")
     assert response.status_code == 422
     assert "nobody can deactivate their own account" in response.text
 
 
 def test_the_audit_trail_escapes_pages_and_exports(
-    browser: TestClient, signed_in: Callable[..., User], db: Session
+    browser: TestClient, as_admin: User, db: Session
 ) -> None:
-    signed_in("root", Role.ADMIN)
     for i in range(55):
         audit.add_event(db, "test_event", username=f"<script>alert({i})</script>")
     audit.add_event(db, "test_event", username="=HYPERLINK(1)", detail={"note": "+cmd"})
@@ -287,10 +280,7 @@ def test_an_admin_approves_on_the_assistants_screen(
     assert "Ask an admin to approve" in browser.get("/approvals").text
 
 
-def test_huge_and_odd_input_gets_a_page_not_a_crash(
-    browser: TestClient, signed_in: Callable[..., User]
-) -> None:
-    signed_in("root", Role.ADMIN)
+def test_huge_and_odd_input_gets_a_page_not_a_crash(browser: TestClient, as_admin: User) -> None:
     token = csrf_of(browser.get("/staff/new").text)
     for username in ("\x00", "a" * 5000, "é" * 200):
         response = browser.post(
