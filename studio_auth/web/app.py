@@ -18,7 +18,7 @@ from studio_auth.settings import Settings, get_settings
 from studio_auth.web.admission import KnownAddresses, PasswordPool
 from studio_auth.web.console import install_console
 from studio_auth.web.errors import install_error_handlers
-from studio_auth.web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from studio_auth.web.middleware import RequestBodyMiddleware, SecurityHeadersMiddleware
 from studio_auth.web.pool import BoundedPool
 from studio_auth.web.routers import audit, auth, health, users
 
@@ -114,7 +114,7 @@ def _lifespan(
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
     # Added last runs first: the headers wrap every response, including a 413.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestBodyMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
 
 

@@ -1,4 +1,5 @@
-"""Plain ASGI middleware: a request body limit and the headers every response carries."""
+"""Plain ASGI middleware: the gate every request body passes (size, media type, encoding)
+and the headers every response carries."""
 
 from __future__ import annotations
 
@@ -78,12 +79,14 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-class BodyLimitMiddleware:
-    """Refuses a request body larger than ``max_bytes`` with 413, before the app reads it.
+class RequestBodyMiddleware:
+    """Refuses a request body the API cannot take, before the app reads it: larger than
+    ``max_bytes`` (413), not JSON (415), or not UTF-8 (400).
 
     A declared Content-Length over the limit is refused at once; a chunked body is read
     up to the limit and refused as soon as it passes it, so a client cannot make the
-    server buffer more than ``max_bytes``.
+    server buffer more than ``max_bytes``. Every route reads JSON and nothing else, so a
+    body is checked whatever route it is sent to.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -96,7 +99,9 @@ class BodyLimitMiddleware:
             return
         declared = _content_length(scope)
         if declared == -1:
-            await _answer(send, 400, "invalid-request", "Bad request", "invalid Content-Length")
+            await _answer(
+                send, 400, "malformed-body", "Malformed request body", "invalid Content-Length"
+            )
             return
         if declared is not None and declared > self.max_bytes:
             await self._too_large(send)
@@ -117,8 +122,27 @@ class BodyLimitMiddleware:
             chunks.append(body)
             if not message.get("more_body", False):
                 break
-        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([whole], receive), send)
+        whole = b"".join(chunks)
+        if whole and not _is_json_media_type(scope):
+            await _answer(
+                send,
+                415,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "send the request body as JSON, with Content-Type: application/json",
+            )
+            return
+        if whole and not _is_utf8_json_text(whole):
+            await _answer(
+                send,
+                400,
+                "malformed-body",
+                "Malformed request body",
+                "the request body must be JSON text encoded as UTF-8",
+            )
+            return
+        message = {"type": "http.request", "body": whole, "more_body": False}
+        await self.app(scope, _replay([message], receive), send)
 
     async def _too_large(self, send: Send) -> None:
         await _answer(
@@ -128,6 +152,31 @@ class BodyLimitMiddleware:
             "Request body too large",
             f"the request body is limited to {self.max_bytes} bytes",
         )
+
+
+def _is_json_media_type(scope: Scope) -> bool:
+    """Whether the request says its body is JSON: ``application/json`` or a structured
+    ``application/...+json`` type (RFC 6839), parameters aside."""
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"content-type":
+            media: bytes = value.split(b";", 1)[0].strip().lower()
+            return media == b"application/json" or (
+                media.startswith(b"application/") and media.endswith(b"+json")
+            )
+    return False
+
+
+def _is_utf8_json_text(body: bytes) -> bool:
+    """Whether ``body`` is UTF-8 (RFC 8259 section 8.1) with no raw NUL, which JSON text
+    never holds. The NUL test matters: the JSON parser would take a body of ASCII and NUL
+    bytes, which is valid UTF-8, for UTF-16 or UTF-32 and read it in that encoding."""
+    if b"\x00" in body:
+        return False
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _content_length(scope: Scope) -> int | None:

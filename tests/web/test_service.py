@@ -25,6 +25,8 @@ from studio_auth.web.deps import resolve_client_address
 from tests.conftest import DEFAULT_PASSWORD
 from tests.web.conftest import Account, assert_problem
 
+SECRET = "hunter2-very-secret"
+
 
 def test_healthz_and_readyz(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
@@ -75,6 +77,63 @@ def test_openapi_is_served_and_docs_pages_are_not(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert "/auth/login" in schema["paths"]
     assert client.get("/docs").status_code == 404
+
+
+# --- the request body gate ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "json"]
+)
+def test_a_body_that_is_not_json_is_415(client: TestClient, content_type: str | None) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    body = b'{"username": "ana", "password": "' + SECRET.encode() + b'"}'
+    response = client.post("/auth/login", content=body, headers=headers)
+    problem = assert_problem(response, 415, "unsupported-media-type")
+    assert "application/json" in str(problem["detail"])
+    assert SECRET not in response.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"username": "ana", "password": "\xff\xfe"}',  # not UTF-8 at all
+        '{"username": "ana", "password": "é"}'.encode("latin-1"),
+        '{"username": "ana", "password": "x"}'.encode("utf-16"),  # with a byte order mark
+        '{"username": "ana", "password": "x"}'.encode("utf-16-le"),  # ASCII and NULs
+        '{"username": "ana", "password": "x"}'.encode("utf-32-be"),
+        b'{"username": "ana", "password": "\xed\xa0\x80"}',  # an encoded lone surrogate
+    ],
+)
+def test_a_json_body_that_is_not_utf8_is_400(client: TestClient, body: bytes) -> None:
+    response = client.post(
+        "/auth/login", content=body, headers={"content-type": "application/json"}
+    )
+    problem = assert_problem(response, 400, "malformed-body")
+    assert "UTF-8" in str(problem["detail"])
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=utf-8", "APPLICATION/JSON", "application/merge-patch+json"],
+)
+def test_json_media_types_pass_the_gate(
+    client: TestClient, make_user: Callable[..., User], content_type: str
+) -> None:
+    make_user("ana")
+    body = b'{"username": "ana", "password": "' + DEFAULT_PASSWORD.encode() + b'"}'
+    response = client.post("/auth/login", content=body, headers={"content-type": content_type})
+    assert response.status_code == 200, response.text
+
+
+def test_the_gate_checks_a_body_on_any_route(client: TestClient) -> None:
+    assert_problem(
+        client.post("/auth/logout", content=b"x", headers={"content-type": "text/plain"}),
+        415,
+        "unsupported-media-type",
+    )
+    # No body, no media type needed.
+    assert_problem(client.post("/auth/logout"), 401, "unauthenticated")
 
 
 def test_body_over_the_limit_is_413(client: TestClient) -> None:
