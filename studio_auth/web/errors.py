@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from services.errors import (
     AuthError,
@@ -40,6 +41,8 @@ PROBLEM_BASE = "urn:studio-auth:problem:"
 UNAVAILABLE_RETRY_AFTER = 5
 OVERLOADED_RETRY_AFTER = 1
 BEARER_CHALLENGE = 'Bearer realm="studio-auth"'
+# The methods a 405's Allow header may name (RFC 9110 section 9).
+_HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 class Problem(BaseModel):
@@ -203,15 +206,32 @@ async def _on_validation(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        # The router names only the methods of the first route that matched the path;
+        # RFC 9110 section 15.5.6 asks for every method the resource supports.
+        headers = {**(headers or {}), "Allow": ", ".join(_methods_of(request))}
     return JSONResponse(
         {"type": "about:blank", "title": str(exc.detail), "status": exc.status_code},
         status_code=exc.status_code,
         headers=headers,
         media_type=PROBLEM_MEDIA_TYPE,
     )
+
+
+def _methods_of(request: Request) -> list[str]:
+    """Every method some route of the app takes on the request's path."""
+    probe = {"type": "http", "path": request.scope["path"], "root_path": "", "headers": []}
+    return [
+        method
+        for method in _HTTP_METHODS
+        if any(
+            route.matches({**probe, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 async def _on_database_error(_request: Request, exc: Exception) -> JSONResponse:

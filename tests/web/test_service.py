@@ -73,6 +73,23 @@ def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
     assert client.get("/auth/login").status_code == 405
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("OPTIONS", "/users", "GET, POST"),
+        ("PUT", "/users/1", "GET, PATCH"),
+        ("GET", "/auth/login", "POST"),
+        ("PUT", "/auth/sessions/1", "DELETE"),
+    ],
+)
+def test_405_allows_every_method_of_the_path(
+    client: TestClient, method: str, path: str, allowed: str
+) -> None:
+    response = client.request(method, path)
+    assert_problem(response, 405)
+    assert response.headers["allow"] == allowed
+
+
 def test_openapi_is_served_and_docs_pages_are_not(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert "/auth/login" in schema["paths"]
