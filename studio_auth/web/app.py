@@ -8,6 +8,7 @@ import gc
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -17,7 +18,7 @@ from data.db.session import make_engine, make_sessionmaker
 from studio_auth.settings import Settings, get_settings
 from studio_auth.web.admission import KnownAddresses, PasswordPool
 from studio_auth.web.console import install_console
-from studio_auth.web.errors import install_error_handlers
+from studio_auth.web.errors import document_problems, install_error_handlers
 from studio_auth.web.middleware import RequestBodyMiddleware, SecurityHeadersMiddleware
 from studio_auth.web.pool import BoundedPool
 from studio_auth.web.routers import audit, auth, health, users
@@ -48,6 +49,16 @@ TELEMETRY_OFF: TelemetryConfig = {"tracing": False, "metrics": False, "logs": Fa
 THROTTLE_WORKERS = 4
 
 
+class StudioAuthAPI(FastAPI):
+    """FastAPI, with an OpenAPI document that says what the service sends (errors as
+    problem details, and the answers every route can give: ``document_problems``)."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = document_problems(super().openapi())
+        return self.openapi_schema
+
+
 def create_app(settings: Settings | None = None, *, engine: Engine | None = None) -> FastAPI:
     """A new application on ``engine`` (default: one made for ``settings.database_url``).
 
@@ -64,7 +75,7 @@ def create_app(settings: Settings | None = None, *, engine: Engine | None = None
     if engine is None:
         disposes.append(bound)
 
-    app = FastAPI(
+    app = StudioAuthAPI(
         title="studio-auth",
         version="0.1.0",
         description=API_DESCRIPTION,

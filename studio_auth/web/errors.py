@@ -293,23 +293,67 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(exc_class, handler)
 
 
+_PROBLEM_DESCRIPTIONS = {
+    400: "Malformed request body: not UTF-8, or an invalid Content-Length",
+    401: "Not authenticated, or invalid credentials",
+    403: "Permission denied, or a password change is required first",
+    404: "Not found",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "The request body is not JSON",
+    422: "Invalid request: it breaks the schema (validation-error) or a rule",
+    429: "Throttled (see Retry-After)",
+    503: "Unavailable or overloaded (see Retry-After)",
+}
+# What the body gate (middleware.RequestBodyMiddleware) answers, whatever the route.
+_BODY_GATE_STATUSES = (400, 413, 415)
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_FASTAPI_VALIDATION_REF = {"$ref": "#/components/schemas/HTTPValidationError"}
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem responses a route can give."""
-    described = {
-        401: "Not authenticated, or invalid credentials",
-        403: "Permission denied, or a password change is required first",
-        404: "Not found",
-        409: "Conflict",
-        413: "Request body too large",
-        422: "Invalid request",
-        429: "Throttled (see Retry-After)",
-        503: "Unavailable or overloaded (see Retry-After)",
-    }
     return {
-        status: {
-            "model": Problem,
-            "description": described[status],
-            "content": {PROBLEM_MEDIA_TYPE: {}},
-        }
+        status: {"model": Problem, "description": _PROBLEM_DESCRIPTIONS[status]}
         for status in statuses
     }
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """``openapi`` (FastAPI's document), changed to say what the service sends: every
+    error response is ``application/problem+json``; every operation lists the body
+    gate's 400, 413 and 415, and a 422 problem (not FastAPI's own error shape) when it
+    takes parameters or a body."""
+    for operation in _operations(openapi):
+        responses = operation.setdefault("responses", {})
+        for status in _BODY_GATE_STATUSES:
+            responses.setdefault(str(status), {"description": _PROBLEM_DESCRIPTIONS[status]})
+        if operation.get("parameters") or operation.get("requestBody"):
+            validation = responses.get("422", {})
+            if _schema_of(validation) == _FASTAPI_VALIDATION_REF:
+                validation = {}
+            responses["422"] = validation or {"description": _PROBLEM_DESCRIPTIONS[422]}
+        for status, response in responses.items():
+            if status[0] in "45":  # "404", "4XX"
+                schema = _schema_of(response) or _PROBLEM_REF
+                response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": schema}}
+        operation["responses"] = dict(sorted(responses.items()))
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas.pop("HTTPValidationError", None)
+    schemas.pop("ValidationError", None)
+    schemas.setdefault("Problem", Problem.model_json_schema())
+    return openapi
+
+
+def _schema_of(response: dict[str, Any]) -> Any:
+    """The schema FastAPI put in a response (under the routes' JSON media type)."""
+    return response.get("content", {}).get("application/json", {}).get("schema")
+
+
+def _operations(openapi: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        operation
+        for item in openapi.get("paths", {}).values()
+        for method, operation in item.items()
+        if method in {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+    ]

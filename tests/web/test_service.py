@@ -96,6 +96,30 @@ def test_openapi_is_served_and_docs_pages_are_not(client: TestClient) -> None:
     assert client.get("/docs").status_code == 404
 
 
+def _operations(schema: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            yield f"{method.upper()} {path}", operation
+
+
+def test_openapi_documents_every_error_as_a_problem(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    problem = {"$ref": "#/components/schemas/Problem"}
+    for name, operation in _operations(schema):
+        responses = operation["responses"]
+        # The body gate answers these on every route.
+        assert {"400", "413", "415"} <= set(responses), name
+        if operation.get("parameters") or operation.get("requestBody"):
+            assert "422" in responses, name
+        for status, response in responses.items():
+            if int(status) >= 400:
+                assert response["content"] == {"application/problem+json": {"schema": problem}}, (
+                    name,
+                    status,
+                )
+
+
 # --- the request body gate ------------------------------------------------------------
 
 
