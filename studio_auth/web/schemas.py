@@ -4,9 +4,15 @@ or a validation error."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+)
 
 from data.db.base import DB_ID_MAX
 
@@ -17,8 +23,31 @@ NAME_MAX = 1024
 PASSWORD_MAX = 8192
 
 
+T = TypeVar("T")
+
+
+def _refuse_null(value: T | None) -> T | None:
+    if value is None:
+        raise ValueError("leave the field out instead of sending null")
+    return value
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    """The field's JSON schema without its null branch and its null default."""
+    (kept,) = [branch for branch in schema.pop("anyOf") if branch.get("type") != "null"]
+    schema.update(kept)
+    schema.pop("default", None)
+
+
+# A field a request may leave out (left unchanged), but never send as null: the schema
+# says so, so a client generator does not offer null.
+Omittable = Annotated[T | None, AfterValidator(_refuse_null), Field(json_schema_extra=_drop_null)]
+
+
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    # Strict: a JSON value of the wrong type is refused, not converted (ASVS 5.0 V2.2.1
+    # input validation): "no" and 0 are not false, "5" and true are not the number 5.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, strict=True)
 
 
 class LoginRequest(_Request):
@@ -28,7 +57,7 @@ class LoginRequest(_Request):
 
 class PasswordChangeRequest(_Request):
     current_password: SecretStr = Field(max_length=PASSWORD_MAX)
-    new_password: SecretStr = Field(max_length=PASSWORD_MAX)
+    new_password: SecretStr = Field(min_length=1, max_length=PASSWORD_MAX)
 
 
 class ElevateRequest(_Request):
@@ -41,7 +70,7 @@ class ElevateRequest(_Request):
 
 class UserCreateRequest(_Request):
     username: str = Field(max_length=NAME_MAX)
-    password: SecretStr = Field(max_length=PASSWORD_MAX)
+    password: SecretStr = Field(min_length=1, max_length=PASSWORD_MAX)
     role: RoleName
     artist_id: int | None = Field(default=None, ge=1, le=DB_ID_MAX)
 
@@ -49,13 +78,13 @@ class UserCreateRequest(_Request):
 class UserUpdateRequest(_Request):
     """Any of the fields; a field left out is unchanged."""
 
-    role: RoleName | None = None
+    role: Omittable[RoleName] = None
     artist_id: int | None = Field(default=None, ge=1, le=DB_ID_MAX)
-    is_active: bool | None = None
+    is_active: Omittable[bool] = None
 
 
 class PasswordResetRequest(_Request):
-    new_password: SecretStr = Field(max_length=PASSWORD_MAX)
+    new_password: SecretStr = Field(min_length=1, max_length=PASSWORD_MAX)
     must_change_password: bool = True
 
 

@@ -127,6 +127,9 @@ def test_create_user_errors(client: TestClient, admin: Account, assistant: Accou
     bad_role = create(username="newbie", password=NEW_PASSWORD, role="owner")
     assert_problem(bad_role, 422, "validation-error")
     assert NEW_PASSWORD not in bad_role.text  # type: ignore[attr-defined]
+    # The schema says a password is not empty (minLength 1).
+    empty = create(username="newbie", password="", role="assistant")
+    assert_problem(empty, 422, "validation-error")
 
 
 def test_update_user_errors(client: TestClient, admin: Account, assistant: Account) -> None:
@@ -140,11 +143,13 @@ def test_update_user_errors(client: TestClient, admin: Account, assistant: Accou
         422,
         "invalid-request",
     )
-    assert_problem(
-        client.patch(f"/users/{assistant.id}", json={"role": None}, headers=admin.headers),
-        422,
-        "invalid-request",
-    )
+    # A field may be left out, never null: the schema says so, so validation refuses it.
+    for null in ({"role": None}, {"is_active": None}):
+        assert_problem(
+            client.patch(f"/users/{assistant.id}", json=null, headers=admin.headers),
+            422,
+            "validation-error",
+        )
     assert_problem(
         client.patch(f"/users/{assistant.id}", json={"colour": "red"}, headers=admin.headers),
         422,
@@ -263,3 +268,38 @@ def test_throttle_reflects_reserve(client: TestClient, db: object, assistant: Ac
     client.post("/auth/login", json={"username": "desk", "password": "nope"})
     counter = throttle.current_counter(db, "desk")
     assert counter is not None and counter.failures == 1
+
+
+# --- strict JSON types -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["no", "false", 0, 1, "", [], None])
+def test_booleans_are_strict(
+    client: TestClient, admin: Account, assistant: Account, value: object
+) -> None:
+    """ "no" or 0 is not false: a 422, and nothing changes."""
+    patched = client.patch(
+        f"/users/{assistant.id}", json={"is_active": value}, headers=admin.headers
+    )
+    assert_problem(patched, 422, "validation-error")
+    reset = client.post(
+        f"/users/{assistant.id}/password",
+        json={"new_password": NEW_PASSWORD, "must_change_password": value},
+        headers=admin.headers,
+    )
+    assert_problem(reset, 422, "validation-error")
+    assert client.get("/auth/me", headers=assistant.headers).status_code == 200
+
+
+@pytest.mark.parametrize("value", [True, "1", 1.0, 1.5])
+def test_ids_in_bodies_are_integers(
+    client: TestClient, admin: Account, make_artist: Callable[..., Artist], value: object
+) -> None:
+    """true is not artist 1, nor is "1"."""
+    make_artist("Kai")
+    created = client.post(
+        "/users",
+        json={"username": "kai", "password": NEW_PASSWORD, "role": "artist", "artist_id": value},
+        headers=admin.headers,
+    )
+    assert_problem(created, 422, "validation-error")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, status
 from data.db.base import DB_ID_MAX
 from data.models import User
 from services import sessions, throttle, users
-from services.errors import InvalidRequest, NotFound
+from services.errors import NotFound
 from services.sessions import SessionInfo
 from studio_auth.web.deps import Db, PasswordPoolDep, SessionFactory, require_permission
 from studio_auth.web.errors import problem_responses
@@ -100,16 +100,8 @@ def get_user(user_id: UserId, _admin: Admin, db: Db) -> UserDetail:
     summary="Change role, artist link or activation; the user's sessions end",
 )
 def update_user(user_id: UserId, body: UserUpdateRequest, admin: Admin, db: Db) -> UserDetail:
-    given = body.model_fields_set
-    changes: dict[str, Any] = {}
-    for name in ("role", "is_active"):
-        if name in given:
-            value = getattr(body, name)
-            if value is None:
-                raise InvalidRequest(f"{name} cannot be null")
-            changes[name] = value
-    if "artist_id" in given:
-        changes["artist_id"] = body.artist_id
+    # Only the fields sent; the schema refuses null for those that cannot be null.
+    changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
     user = users.update_user(db, user_id, actor=admin, **changes)
     db.commit()
     return describe_user(user)
