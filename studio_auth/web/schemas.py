@@ -1,14 +1,17 @@
-"""Request and response bodies. Passwords are ``SecretStr``: never in a repr, a log line
-or a validation error."""
+"""Request and response bodies, and the date-time query type. Passwords are ``SecretStr``:
+never in a repr, a log line or a validation error."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
+    AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -42,6 +45,26 @@ def _drop_null(schema: dict[str, Any]) -> None:
 # A field a request may leave out (left unchanged), but never send as null: the schema
 # says so, so a client generator does not offer null.
 Omittable = Annotated[T | None, AfterValidator(_refuse_null), Field(json_schema_extra=_drop_null)]
+
+# RFC 3339's date-time with an offset, which the schema's "format": "date-time" promises;
+# pydantic alone also reads a number of seconds ("0.5") as a time.
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339_text(value: object) -> object:
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value):
+        raise ValueError("expected an RFC 3339 date-time with an offset: 2026-01-05T09:00:00Z")
+    return value
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise ValueError("the date-time is out of range") from None
+
+
+DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 
 
 class _Request(BaseModel):

@@ -242,12 +242,21 @@ def test_audit_lists_events_with_filters(
         "/audit", params={"since": "2999-01-01T00:00:00+00:00"}, headers=admin.headers
     )
     assert later.json() == []
+    for since in ("2000-01-01T00:00:00Z", "2000-01-01t01:00:00.5+01:00"):
+        earlier = client.get("/audit", params={"since": since}, headers=admin.headers)
+        assert earlier.json() == events
 
 
 @pytest.mark.parametrize(
     "params",
     [
         {"since": "2026-01-01T00:00:00"},  # naive: which zone?
+        {"since": "0.5"},  # seconds since 1970 are not what format: date-time promises
+        {"since": "1767600000"},
+        {"since": "2026-01-05"},
+        {"since": "2026-01-05 09:00:00Z"},
+        {"since": "0001-01-01T00:00:00+01:00"},  # before year 1 in UTC
+        {"since": "9999-12-31T23:59:59-01:00"},  # after year 9999 in UTC
         {"limit": 0},
         {"limit": 10_001},
         {"event": "LOGIN; drop"},

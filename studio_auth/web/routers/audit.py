@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from data.db.base import DB_ID_MAX
 from services import audit
 from services.sessions import SessionInfo
 from studio_auth.web.deps import Db, require_permission
 from studio_auth.web.errors import problem_responses
-from studio_auth.web.schemas import NAME_MAX, AuditEventOut
+from studio_auth.web.schemas import NAME_MAX, AuditEventOut, DateTime
 
 router = APIRouter(tags=["audit"])
 
@@ -34,7 +33,7 @@ def list_audit_events(
     username: Annotated[str | None, Query(min_length=1, max_length=NAME_MAX)] = None,
     event: Annotated[str | None, Query(pattern=_NAME_PATTERN)] = None,
     outcome: Annotated[str | None, Query(pattern=_NAME_PATTERN)] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
+    since: Annotated[DateTime | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=audit.MAX_LIST_LIMIT)] = 100,
 ) -> list[AuditEventOut]:
     events = audit.list_events(
