@@ -74,7 +74,15 @@ def users_group() -> None:
 @click.option("--role", required=True, type=click.Choice([r.value for r in Role]))
 @click.option("--artist-id", type=int, default=None, help="Required for the artist role.")
 @click.option("--password-stdin", is_flag=True, help="Read the password as one line of stdin.")
-@click.option("--must-change", is_flag=True, help="Require a new password at first sign-in.")
+@click.option(
+    "--must-change",
+    is_flag=True,
+    help=(
+        "Require a new password at first sign-in. Off unless given: the operator may be "
+        "setting their own password here. Give it whenever the password is someone "
+        "else's (the API's POST /users does this by default)."
+    ),
+)
 @_json_option
 @handle_errors
 def add_command(

@@ -96,6 +96,9 @@ class UserCreateRequest(_Request):
     password: SecretStr = Field(min_length=1, max_length=PASSWORD_MAX)
     role: RoleName
     artist_id: int | None = Field(default=None, ge=1, le=DB_ID_MAX)
+    # The admin chose this password, so by default it lasts until the first sign-in
+    # (ASVS 5.0 6.4.1); false when the person typed their own.
+    must_change_password: bool = True
 
 
 class UserUpdateRequest(_Request):
@@ -108,7 +111,7 @@ class UserUpdateRequest(_Request):
 
 class PasswordResetRequest(_Request):
     new_password: SecretStr = Field(min_length=1, max_length=PASSWORD_MAX)
-    must_change_password: bool = True
+    must_change_password: bool = True  # as for UserCreateRequest
 
 
 class UserOut(BaseModel):

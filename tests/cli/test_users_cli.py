@@ -47,6 +47,15 @@ def test_add_list_show(engine):
     assert NEW_PASSWORD not in text.output
 
 
+def test_add_must_change_is_the_operators_explicit_choice(engine):
+    created = _json("users", "add", "desk", "--role", "assistant", "--must-change",
+                    "--password-stdin", stdin=NEW_PASSWORD + "\n")  # fmt: skip
+    assert created["must_change_password"] is True
+    assert "the operator may be setting their own password" in " ".join(
+        _run("users", "add", "--help").output.split()
+    )
+
+
 def test_add_refuses_duplicates_and_weak_passwords(engine, make_user):
     make_user("alice")
     dup = _run("users", "add", "ALICE", "--role", "admin", "--password-stdin",

@@ -101,6 +101,36 @@ def test_admin_creates_lists_gets_and_updates_users(
     assert_problem(failed, 401, "invalid-credentials")
 
 
+def test_an_account_an_admin_creates_must_change_its_password_by_default(
+    client: TestClient, admin: Account
+) -> None:
+    created = client.post(
+        "/users",
+        json={"username": "desk", "password": NEW_PASSWORD, "role": "assistant"},
+        headers=admin.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["must_change_password"] is True
+    token = sign_in(client, "desk", NEW_PASSWORD)
+    blocked = client.get("/auth/permissions", headers={"Authorization": f"Bearer {token}"})
+    assert_problem(blocked, 403, "password-change-required")
+    # The admin opts out explicitly, when the person typed their own password.
+    own = client.post(
+        "/users",
+        json={
+            "username": "ink",
+            "password": NEW_PASSWORD,
+            "role": "assistant",
+            "must_change_password": False,
+        },
+        headers=admin.headers,
+    )
+    assert own.json()["must_change_password"] is False
+    token = sign_in(client, "ink", NEW_PASSWORD)
+    allowed = client.get("/auth/permissions", headers={"Authorization": f"Bearer {token}"})
+    assert allowed.status_code == 200
+
+
 def test_create_user_errors(client: TestClient, admin: Account, assistant: Account) -> None:
     def create(**body: object) -> object:
         return client.post("/users", json=body, headers=admin.headers)
@@ -297,7 +327,19 @@ def test_booleans_are_strict(
         headers=admin.headers,
     )
     assert_problem(reset, 422, "validation-error")
+    created = client.post(
+        "/users",
+        json={
+            "username": "newbie",
+            "password": NEW_PASSWORD,
+            "role": "assistant",
+            "must_change_password": value,
+        },
+        headers=admin.headers,
+    )
+    assert_problem(created, 422, "validation-error")
     assert client.get("/auth/me", headers=assistant.headers).status_code == 200
+    assert len(client.get("/users", headers=admin.headers).json()) == 2
 
 
 @pytest.mark.parametrize("value", [True, "1", 1.0, 1.5])

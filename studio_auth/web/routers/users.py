@@ -65,7 +65,7 @@ def list_users(_admin: Admin, db: Db) -> list[UserDetail]:
     status_code=status.HTTP_201_CREATED,
     response_model=UserDetail,
     responses=problem_responses(401, 403, 404, 409, 413, 422, 503),
-    summary="Create an account",
+    summary="Create an account; by default its first sign-in must change the password",
 )
 async def create_user(
     body: UserCreateRequest, admin: Admin, pool: PasswordPoolDep, factory: SessionFactory
@@ -75,7 +75,13 @@ async def create_user(
     def work() -> UserDetail:
         with factory() as db:
             user = users.create_user(
-                db, body.username, password, body.role, artist_id=body.artist_id, actor=admin
+                db,
+                body.username,
+                password,
+                body.role,
+                artist_id=body.artist_id,
+                must_change_password=body.must_change_password,
+                actor=admin,
             )
             db.commit()
             return describe_user(user)
