@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 
 from data.models import Artist, User
 from services import throttle
@@ -101,30 +102,24 @@ def test_admin_creates_lists_gets_and_updates_users(
     assert_problem(failed, 401, "invalid-credentials")
 
 
+def _create_assistant(
+    client: TestClient, admin: Account, username: str, **fields: object
+) -> Response:
+    body = {"username": username, "password": NEW_PASSWORD, "role": "assistant", **fields}
+    return client.post("/users", json=body, headers=admin.headers)
+
+
 def test_an_account_an_admin_creates_must_change_its_password_by_default(
     client: TestClient, admin: Account
 ) -> None:
-    created = client.post(
-        "/users",
-        json={"username": "desk", "password": NEW_PASSWORD, "role": "assistant"},
-        headers=admin.headers,
-    )
+    created = _create_assistant(client, admin, "desk")
     assert created.status_code == 201, created.text
     assert created.json()["must_change_password"] is True
     token = sign_in(client, "desk", NEW_PASSWORD)
     blocked = client.get("/auth/permissions", headers={"Authorization": f"Bearer {token}"})
     assert_problem(blocked, 403, "password-change-required")
     # The admin opts out explicitly, when the person typed their own password.
-    own = client.post(
-        "/users",
-        json={
-            "username": "ink",
-            "password": NEW_PASSWORD,
-            "role": "assistant",
-            "must_change_password": False,
-        },
-        headers=admin.headers,
-    )
+    own = _create_assistant(client, admin, "ink", must_change_password=False)
     assert own.json()["must_change_password"] is False
     token = sign_in(client, "ink", NEW_PASSWORD)
     allowed = client.get("/auth/permissions", headers={"Authorization": f"Bearer {token}"})
@@ -327,16 +322,7 @@ def test_booleans_are_strict(
         headers=admin.headers,
     )
     assert_problem(reset, 422, "validation-error")
-    created = client.post(
-        "/users",
-        json={
-            "username": "newbie",
-            "password": NEW_PASSWORD,
-            "role": "assistant",
-            "must_change_password": value,
-        },
-        headers=admin.headers,
-    )
+    created = _create_assistant(client, admin, "newbie", must_change_password=value)
     assert_problem(created, 422, "validation-error")
     assert client.get("/auth/me", headers=assistant.headers).status_code == 200
     assert len(client.get("/users", headers=admin.headers).json()) == 2
