@@ -21,7 +21,7 @@ from studio_auth.web.console import install_console
 from studio_auth.web.errors import document_problems, install_error_handlers
 from studio_auth.web.middleware import RequestBodyMiddleware, SecurityHeadersMiddleware
 from studio_auth.web.pool import BoundedPool
-from studio_auth.web.routers import audit, auth, health, users
+from studio_auth.web.routers import artists, audit, auth, health, users
 
 API_DESCRIPTION = """\
 Sign-in, sessions, permissions and account administration for a studio. The staff's web
@@ -132,6 +132,7 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
 def _include_routers(app: FastAPI) -> None:
     app.include_router(auth.router)
     app.include_router(users.router)
+    app.include_router(artists.router)
     app.include_router(audit.router)
     app.include_router(health.router)
 

@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from data.db.base import DB_ID_MAX
+from services.artists import NAME_MAX_LENGTH as ARTIST_NAME_MAX
 
 RoleName = Literal["admin", "assistant", "artist"]
 # Longer than any username or password the services accept, so that the services, not
@@ -112,6 +113,19 @@ class UserUpdateRequest(_Request):
 class PasswordResetRequest(_Request):
     new_password: SecretStr = Field(min_length=1, max_length=PASSWORD_MAX)
     must_change_password: bool = True  # as for UserCreateRequest
+
+
+class ArtistRequest(_Request):
+    """An artist record's name (trimmed; at most 200 characters, none of them control
+    characters)."""
+
+    name: str = Field(min_length=1, max_length=ARTIST_NAME_MAX)
+
+
+class ArtistOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
 
 
 class UserOut(BaseModel):

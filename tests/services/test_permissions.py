@@ -59,6 +59,8 @@ EXPECTED = {
     "consents.attach": (A, A, OWN),
     "staff.view": (A, A, A),
     "staff.manage_users": (A, D, D),
+    "artists.view": (A, A, A),
+    "artists.manage": (A, D, D),
     "portfolio.view": (A, A, A),
     "portfolio.edit": (A, D, OWN),
     "inventory.view": (A, A, A),
