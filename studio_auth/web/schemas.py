@@ -68,9 +68,24 @@ def _in_utc(value: datetime) -> datetime:
 DateTime = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValidator(_in_utc)]
 
 
+def _whole_number(value: object) -> object:
+    """A float with no fraction as the int it is; anything else as it came."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# The integers request bodies carry, taken as JSON Schema counts integers: 5 or 5.0, never
+# 5.5, "5" or true. (The bounds come before the validator, or pydantic leaves them out of
+# the JSON schema's minimum and maximum.)
+RowId = Annotated[int, Field(ge=1, le=DB_ID_MAX), BeforeValidator(_whole_number)]
+ElevationMinutes = Annotated[int, Field(ge=1, le=30), BeforeValidator(_whole_number)]
+
+
 class _Request(BaseModel):
     # Strict: a JSON value of the wrong type is refused, not converted (ASVS 5.0 V2.2.1
     # input validation): "no" and 0 are not false, "5" and true are not the number 5.
+    # An integer field is a RowId or the like, or 5.0, an integer to the schema, is refused.
     model_config = ConfigDict(extra="forbid", hide_input_in_errors=True, strict=True)
 
 
@@ -89,14 +104,14 @@ class ElevateRequest(_Request):
 
     username: str = Field(max_length=NAME_MAX)
     password: SecretStr = Field(max_length=PASSWORD_MAX)
-    minutes: int | None = Field(default=None, ge=1, le=30)
+    minutes: ElevationMinutes | None = None
 
 
 class UserCreateRequest(_Request):
     username: str = Field(max_length=NAME_MAX)
     password: SecretStr = Field(min_length=1, max_length=PASSWORD_MAX)
     role: RoleName
-    artist_id: int | None = Field(default=None, ge=1, le=DB_ID_MAX)
+    artist_id: RowId | None = None
     # The admin chose this password, so by default it lasts until the first sign-in
     # (ASVS 5.0 6.4.1); false when the person typed their own.
     must_change_password: bool = True
@@ -106,7 +121,7 @@ class UserUpdateRequest(_Request):
     """Any of the fields; a field left out is unchanged."""
 
     role: Omittable[RoleName] = None
-    artist_id: int | None = Field(default=None, ge=1, le=DB_ID_MAX)
+    artist_id: RowId | None = None
     is_active: Omittable[bool] = None
 
 

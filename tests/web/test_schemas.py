@@ -22,15 +22,23 @@ def _request_models() -> Iterator[type[BaseModel]]:
             yield model
 
 
+def _types_in(annotation: object) -> set[object]:
+    """The plain types an annotation admits: ``int`` for ``Annotated[int, ...] | None``."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _types_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_types_in(arg) for arg in typing.get_args(annotation)))
+    return {annotation}
+
+
 def _fields_of(kind: type) -> list[tuple[type[BaseModel], str]]:
-    found = []
-    for model in _request_models():
-        for name, field in model.model_fields.items():
-            annotation = field.annotation
-            union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
-            if annotation is kind or (union and kind in typing.get_args(annotation)):
-                found.append((model, name))
-    return found
+    return [
+        (model, name)
+        for model in _request_models()
+        for name, field in model.model_fields.items()
+        if kind in _types_in(field.annotation)
+    ]
 
 
 def _refuses(model: type[BaseModel], name: str, value: object) -> bool:
@@ -52,7 +60,13 @@ def test_every_boolean_in_every_request_body_is_strict(value: object) -> None:
         assert _refuses(model, name, value), f"{model.__name__}.{name} took {value!r}"
 
 
-@pytest.mark.parametrize("value", [True, False, "5", 5.0, 5.5])
+@pytest.mark.parametrize("value", [True, False, "5", 5.5, float("nan"), float("inf")])
 def test_every_integer_in_every_request_body_is_strict(value: object) -> None:
     for model, name in _fields_of(int):
         assert _refuses(model, name, value), f"{model.__name__}.{name} took {value!r}"
+
+
+def test_an_integer_may_be_written_with_a_zero_fraction() -> None:
+    """JSON Schema's "integer" is any number without a fraction: 5.0 is 5."""
+    for model, name in _fields_of(int):
+        assert not _refuses(model, name, 5.0), f"{model.__name__}.{name} refused 5.0"

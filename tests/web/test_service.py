@@ -120,6 +120,24 @@ def test_openapi_documents_every_error_as_a_problem(client: TestClient) -> None:
                 )
 
 
+def _keys(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _keys(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _keys(value)
+
+
+def test_openapi_bounds_are_json_schema_keywords(client: TestClient) -> None:
+    """pydantic writes a bound it cannot place as "ge" or "le", which no validator reads."""
+    schema = client.get("/openapi.json").json()
+    assert not {"ge", "gt", "le", "lt"} & set(_keys(schema))
+    elevate = schema["components"]["schemas"]["ElevateRequest"]["properties"]["minutes"]
+    assert {"type": "integer", "minimum": 1, "maximum": 30} in elevate["anyOf"]
+
+
 # --- the request body gate ------------------------------------------------------------
 
 

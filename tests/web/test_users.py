@@ -328,7 +328,7 @@ def test_booleans_are_strict(
     assert len(client.get("/users", headers=admin.headers).json()) == 2
 
 
-@pytest.mark.parametrize("value", [True, "1", 1.0, 1.5])
+@pytest.mark.parametrize("value", [True, "1", 1.5])
 def test_ids_in_bodies_are_integers(
     client: TestClient, admin: Account, make_artist: Callable[..., Artist], value: object
 ) -> None:
