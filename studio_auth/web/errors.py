@@ -223,7 +223,8 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
 
 def _methods_of(request: Request) -> list[str]:
     """Every method some route of the app takes on the request's path."""
-    probe = {"type": "http", "path": request.scope["path"], "root_path": "", "headers": []}
+    scope = request.scope
+    probe = {"type": "http", "path": scope["path"], "root_path": scope.get("root_path", "")}
     return [
         method
         for method in _HTTP_METHODS

@@ -90,6 +90,15 @@ def test_405_allows_every_method_of_the_path(
     assert response.headers["allow"] == allowed
 
 
+def test_405_allows_every_method_behind_a_path_prefix(app: FastAPI) -> None:
+    """Behind a proxy's prefix, the request's path carries the root_path, as uvicorn
+    sends it with --root-path."""
+    with TestClient(app, root_path="/auth-api") as client:
+        response = client.request("OPTIONS", "/auth-api/users")
+    assert_problem(response, 405)
+    assert response.headers["allow"] == "GET, POST"
+
+
 def test_openapi_is_served_and_docs_pages_are_not(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     assert "/auth/login" in schema["paths"]
