@@ -80,13 +80,13 @@ class SecurityHeadersMiddleware:
 
 
 class RequestBodyMiddleware:
-    """Refuses a request body the API cannot take, before the app reads it: larger than
-    ``max_bytes`` (413), not JSON (415), or not UTF-8 (400).
+    """Refuses a request body no route can take, before the app reads it: larger than
+    ``max_bytes`` (413), or not UTF-8 (400). Whether it must be JSON is the route's
+    business (``json_route.JsonRoute``: the console's pages take form posts).
 
     A declared Content-Length over the limit is refused at once; a chunked body is read
     up to the limit and refused as soon as it passes it, so a client cannot make the
-    server buffer more than ``max_bytes``. Every route reads JSON and nothing else, so a
-    body is checked whatever route it is sent to.
+    server buffer more than ``max_bytes``.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -123,22 +123,13 @@ class RequestBodyMiddleware:
             if not message.get("more_body", False):
                 break
         whole = b"".join(chunks)
-        if whole and not _is_json_media_type(scope):
-            await _answer(
-                send,
-                415,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "send the request body as JSON, with Content-Type: application/json",
-            )
-            return
-        if whole and not _is_utf8_json_text(whole):
+        if whole and not _is_utf8_text(whole):
             await _answer(
                 send,
                 400,
                 "malformed-body",
                 "Malformed request body",
-                "the request body must be JSON text encoded as UTF-8",
+                "the request body must be text encoded as UTF-8",
             )
             return
         message = {"type": "http.request", "body": whole, "more_body": False}
@@ -154,22 +145,11 @@ class RequestBodyMiddleware:
         )
 
 
-def _is_json_media_type(scope: Scope) -> bool:
-    """Whether the request says its body is JSON: ``application/json`` or a structured
-    ``application/...+json`` type (RFC 6839), parameters aside."""
-    for name, value in scope.get("headers", []):
-        if name.lower() == b"content-type":
-            media: bytes = value.split(b";", 1)[0].strip().lower()
-            return media == b"application/json" or (
-                media.startswith(b"application/") and media.endswith(b"+json")
-            )
-    return False
-
-
-def _is_utf8_json_text(body: bytes) -> bool:
-    """Whether ``body`` is UTF-8 (RFC 8259 section 8.1) with no raw NUL, which JSON text
-    never holds. The NUL test matters: the JSON parser would take a body of ASCII and NUL
-    bytes, which is valid UTF-8, for UTF-16 or UTF-32 and read it in that encoding."""
+def _is_utf8_text(body: bytes) -> bool:
+    """Whether ``body`` is UTF-8 (RFC 8259 section 8.1) with no raw NUL, which neither
+    JSON text nor a form post holds. The NUL test matters: the JSON parser would take a
+    body of ASCII and NUL bytes, which is valid UTF-8, for UTF-16 or UTF-32 and read it
+    in that encoding."""
     if b"\x00" in body:
         return False
     try:

@@ -366,3 +366,17 @@ def test_framework_telemetry_never_holds_request_bodies(
     # The check can fail: a plain FastAPI app hands the body to the telemetry context.
     assert _body_seen_by_telemetry(FastAPI()) == {"password": "hunter2 hunter2"}
     assert _body_seen_by_telemetry(create_app(engine=engine)) is None
+
+
+def test_every_api_operation_refuses_a_body_that_is_not_json(client: TestClient) -> None:
+    """The console's pages take form posts; every operation the API documents takes JSON
+    only, and says so before authentication or validation."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        url = path.replace("{user_id}", "1").replace("{session_id}", "1")
+        url = url.replace("{artist_id}", "1")
+        for method in operations:
+            response = client.request(
+                method, url, content=b"a=1", headers={"content-type": "text/plain"}
+            )
+            assert response.status_code == 415, (method, path, response.status_code)

@@ -13,9 +13,10 @@ from services import artists
 from services.sessions import SessionInfo
 from studio_auth.web.deps import Db, require_permission
 from studio_auth.web.errors import problem_responses
+from studio_auth.web.json_route import JsonRoute
 from studio_auth.web.schemas import ArtistOut, ArtistRequest
 
-router = APIRouter(prefix="/artists", tags=["artists"])
+router = APIRouter(prefix="/artists", tags=["artists"], route_class=JsonRoute)
 
 Viewer = Annotated[SessionInfo, Depends(require_permission("artists.view"))]
 Manager = Annotated[SessionInfo, Depends(require_permission("artists.manage"))]

@@ -11,9 +11,10 @@ from services import audit
 from services.sessions import SessionInfo
 from studio_auth.web.deps import Db, require_permission
 from studio_auth.web.errors import problem_responses
+from studio_auth.web.json_route import JsonRoute
 from studio_auth.web.schemas import NAME_MAX, AuditEventOut, DateTime
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=JsonRoute)
 
 Auditor = Annotated[SessionInfo, Depends(require_permission("audit.view"))]
 # Event and outcome names are lower-case identifiers; anything else cannot match.

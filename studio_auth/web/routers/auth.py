@@ -21,6 +21,7 @@ from studio_auth.web.deps import (
     SignIn,
 )
 from studio_auth.web.errors import problem_responses
+from studio_auth.web.json_route import JsonRoute
 from studio_auth.web.schemas import (
     ElevateRequest,
     ElevationResponse,
@@ -33,7 +34,7 @@ from studio_auth.web.schemas import (
     UserOut,
 )
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=JsonRoute)
 
 _AUTHED = (401, 503)
 

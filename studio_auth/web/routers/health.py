@@ -9,9 +9,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from data.migrations import is_current
 from studio_auth.web.errors import UNAVAILABLE_RETRY_AFTER, problem, problem_responses
+from studio_auth.web.json_route import JsonRoute
 from studio_auth.web.schemas import HealthResponse
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=JsonRoute)
 
 
 @router.get("/healthz", response_model=HealthResponse, summary="The process is up")

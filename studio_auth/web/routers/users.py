@@ -13,6 +13,7 @@ from services.errors import NotFound
 from services.sessions import SessionInfo
 from studio_auth.web.deps import Db, PasswordPoolDep, SessionFactory, require_permission
 from studio_auth.web.errors import problem_responses
+from studio_auth.web.json_route import JsonRoute
 from studio_auth.web.pool import Priority
 from studio_auth.web.schemas import (
     PasswordResetRequest,
@@ -23,7 +24,7 @@ from studio_auth.web.schemas import (
     UserUpdateRequest,
 )
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], route_class=JsonRoute)
 
 Admin = Annotated[SessionInfo, Depends(require_permission("staff.manage_users"))]
 UserId = Annotated[int, Path(ge=1, le=DB_ID_MAX)]
