@@ -519,8 +519,17 @@ def login(
     ``attempt`` comes from an earlier ``check_throttle`` (see ``check_credentials``).
     """
     user = check_credentials(db, username, password, ip=ip, user_agent=user_agent, attempt=attempt)
-    issued = issue_session(db, user["id"], ip=ip, user_agent=user_agent)
+    result = complete_sign_in(db, user, ip=ip, user_agent=user_agent)
     db.commit()
+    return result
+
+
+def complete_sign_in(
+    db: Session, user: UserInfo, *, ip: str | None = None, user_agent: str | None = None
+) -> LoginResult:
+    """Issue what a finished sign-in gives a user whose every check has passed: the one
+    place a sign-in ends, whichever way it began. Does not commit."""
+    issued = issue_session(db, user["id"], ip=ip, user_agent=user_agent)
     return LoginResult(
         token=issued.token,
         session_id=issued.session_id,
